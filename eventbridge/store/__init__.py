@@ -1,0 +1,1 @@
+"""Stores for Argo objects (Workflows, templates, cron workflows) as Kubernetes-style dicts."""
