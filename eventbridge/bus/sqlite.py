@@ -1,0 +1,598 @@
+"""The embedded bus: an append-only SQLite log with durable per-group cursors.
+
+How it works:
+
+* One dedicated **writer thread** owns the only SQLite connection; the event loop never blocks
+  on disk. Every operation (publish, cursor write, read) is a command on a thread-safe queue.
+* **Group commit**: the writer takes every command waiting in the queue, applies all writes in
+  one transaction and commits once (WAL, ``synchronous=FULL``: the commit is fsynced). Only
+  then are the publishers released, in one ``call_soon_threadsafe`` per batch. While one batch
+  is being fsynced, the next one queues up, so throughput grows with concurrency.
+* **Dedup**: ``(namespace, source, subject, id)`` is unique; a second publish of the same event
+  stores nothing and returns ``False`` (the first copy is durable, so this counts as success).
+* **Cursors**: each group has a row ``cursors(grp, seq)`` = the highest offset such that it and
+  every offset before it that the group received were acknowledged. A new group starts at the
+  current end of the log (or at 0 with ``from_start``) and the row is written when
+  :meth:`SqliteBus.subscribe` is called, so events published after that call are never skipped.
+  Cursor writes are deferred a few milliseconds and ride along with the next batch; a crash
+  can therefore redeliver a few acknowledged events (at-least-once).
+* Subscribers are woken by commits (no polling) and read in batches.
+* **Retention**: events are kept (they are the event log that replay and the UI read).
+
+All offsets are SQLite ``AUTOINCREMENT`` row ids: strictly increasing, never reused.
+Use one event loop per bus (the one that called :meth:`SqliteBus.start`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eventbridge.bus.base import Delivery
+from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
+from eventbridge.events import Event, format_time
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    source TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    time TEXT NOT NULL,
+    body BLOB NOT NULL,
+    UNIQUE (namespace, source, subject, id)
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    grp TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+"""
+
+_HEAD_SQL = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
+_INSERT_SQL = (
+    "INSERT OR IGNORE INTO events (namespace, source, subject, id, type, time, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SAVE_CURSOR_SQL = (
+    "INSERT INTO cursors (grp, seq) VALUES (?, ?) "
+    "ON CONFLICT (grp) DO UPDATE SET seq = max(seq, excluded.seq)"
+)
+
+_INSERT_RUN_SQL = (
+    "INSERT OR IGNORE INTO events (namespace, source, subject, id, type, time, body) "
+    "VALUES {values} RETURNING seq, namespace, source, subject, id"
+)
+#: RETURNING needs SQLite 3.35; older libraries insert row by row.
+_MULTI_ROW_INSERT = sqlite3.sqlite_version_info >= (3, 35, 0)
+#: Rows per multi-row INSERT (7 parameters each; SQLite allows 32766 parameters).
+_MAX_ROWS = 1000
+
+#: Most commands taken into one transaction.
+MAX_BATCH = 1024
+
+
+@dataclass(slots=True)
+class _Publish:
+    event: Event
+    body: bytes
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class _Call:
+    """Run ``fn(connection)`` in the writer thread; inside the batch transaction if ``write``."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any] | None
+    write: bool
+
+
+_Command = _Publish | _Call
+_STOP = object()
+
+
+class SqliteBus:
+    """Durable embedded bus on one SQLite file (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_batch: int = 256,
+        cursor_flush_delay: float = 0.005,
+    ) -> None:
+        self.path = Path(path)
+        self.read_batch = read_batch
+        self.cursor_flush_delay = cursor_flush_delay
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = False
+        self._head = 0
+        self._subscriptions: dict[str, SqliteSubscription] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open (or create) the log and start the writer thread."""
+        if self._running:
+            return
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[int] = self._loop.create_future()
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._writer, args=(ready,), name=f"sqlite-bus:{self.path.name}", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._head = await ready
+        except BaseException:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+            raise
+        self._running = True
+
+    async def stop(self) -> None:
+        """Flush cursors, close subscriptions, finish pending writes and close the file."""
+        if not self._running:
+            return
+        for subscription in list(self._subscriptions.values()):
+            await subscription.close()
+        self._running = False
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    async def __aenter__(self) -> SqliteBus:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- the Bus protocol ------------------------------------------------------------------
+
+    async def publish(self, event: Event) -> bool:
+        """Append ``event``; returns once committed. ``False`` if it was already on the bus."""
+        loop = self._require_running()
+        body = event.to_bytes()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queue.put(_Publish(event, body, future))
+        return await future
+
+    def subscribe(self, group: str, *, from_start: bool = False) -> SqliteSubscription:
+        """Subscribe ``group``; the group's cursor row is created now if it is new.
+
+        Only one open subscription per group at a time (close the old one first).
+        """
+        loop = self._require_running()
+        if group in self._subscriptions:
+            raise ConflictError(f"bus group {group!r} already has an open subscription; close it first")
+        ready: asyncio.Future[int] = loop.create_future()
+
+        def open_group(conn: sqlite3.Connection) -> int:
+            start = 0 if from_start else conn.execute(_HEAD_SQL).fetchone()[0]
+            conn.execute("INSERT OR IGNORE INTO cursors (grp, seq) VALUES (?, ?)", (group, start))
+            row = conn.execute("SELECT seq FROM cursors WHERE grp = ?", (group,)).fetchone()
+            return int(row[0])
+
+        self._queue.put(_Call(open_group, ready, write=True))
+        subscription = SqliteSubscription(self, group, ready)
+        self._subscriptions[group] = subscription
+        return subscription
+
+    # -- read helpers (cheap, indexed) -----------------------------------------------------
+
+    @property
+    def head(self) -> int:
+        """Offset of the newest committed event (0 when the log is empty)."""
+        return self._head
+
+    async def list_events(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        namespace: str | None = None,
+        source: str | None = None,
+        subject: str | None = None,
+    ) -> list[Delivery]:
+        """Events with offset > ``after`` in log order, optionally filtered (for replay/UI)."""
+        clauses = ["seq > ?"]
+        params: list[Any] = [after]
+        for column, value in (("namespace", namespace), ("source", source), ("subject", subject)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        sql = f"SELECT seq, body FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
+        params.append(limit)
+
+        def read(conn: sqlite3.Connection) -> list[Delivery]:
+            return [_delivery(row) for row in conn.execute(sql, params)]
+
+        result: list[Delivery] = await self._call(read)
+        return result
+
+    async def get_event(self, namespace: str, source: str, subject: str, event_id: str) -> Delivery | None:
+        """The stored event with this identity, or ``None``."""
+
+        def read(conn: sqlite3.Connection) -> Delivery | None:
+            row = conn.execute(
+                "SELECT seq, body FROM events WHERE namespace = ? AND source = ? AND subject = ? AND id = ?",
+                (namespace, source, subject, event_id),
+            ).fetchone()
+            return _delivery(row) if row else None
+
+        result: Delivery | None = await self._call(read)
+        return result
+
+    async def group_offsets(self) -> dict[str, int]:
+        """Durable cursor of every group (lag = :attr:`head` - cursor)."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            return {grp: int(seq) for grp, seq in conn.execute("SELECT grp, seq FROM cursors ORDER BY grp")}
+
+        result: dict[str, int] = await self._call(read)
+        return result
+
+    # -- internals used by subscriptions ---------------------------------------------------
+
+    async def _read_after(self, offset: int, limit: int) -> list[Delivery]:
+        def read(conn: sqlite3.Connection) -> list[Delivery]:
+            rows = conn.execute(
+                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (offset, limit)
+            )
+            return [_delivery(row) for row in rows]
+
+        result: list[Delivery] = await self._call(read)
+        return result
+
+    def _save_cursor(self, group: str, offset: int, future: asyncio.Future[Any] | None) -> None:
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(_SAVE_CURSOR_SQL, (group, offset))
+
+        self._queue.put(_Call(save, future, write=True))
+
+    def _forget(self, subscription: SqliteSubscription) -> None:
+        if self._subscriptions.get(subscription.group) is subscription:
+            del self._subscriptions[subscription.group]
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], Any], *, write: bool = False) -> Any:
+        loop = self._require_running()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Call(fn, future, write))
+        return await future
+
+    def _require_running(self) -> asyncio.AbstractEventLoop:
+        if not self._running or self._loop is None:
+            raise EventBridgeError(f"the bus on {self.path} is not running; call start() first")
+        return self._loop
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise EventBridgeError(f"cannot enable WAL mode on {self.path} (got {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _writer(self, ready: asyncio.Future[int]) -> None:
+        try:
+            conn = self._open()
+            head = int(conn.execute(_HEAD_SQL).fetchone()[0])
+        except Exception as exc:  # noqa: BLE001
+            self._to_loop(_settle, [(ready, None, exc)])
+            return
+        self._to_loop(_settle, [(ready, head, None)])
+        try:
+            stopping = False
+            while not stopping:
+                batch: list[_Command] = []
+                item = self._queue.get()
+                while True:
+                    if item is _STOP:
+                        stopping = True
+                    elif isinstance(item, _Publish | _Call):
+                        batch.append(item)
+                    if len(batch) >= MAX_BATCH:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    self._process(conn, batch)
+        finally:
+            conn.close()
+            leftovers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Publish | _Call) and item.future is not None:
+                    leftovers.append((item.future, None, EventBridgeError("the bus was stopped")))
+            if leftovers:
+                self._to_loop(_settle, leftovers)
+
+    def _process(self, conn: sqlite3.Connection, batch: list[_Command]) -> None:
+        writes = [c for c in batch if isinstance(c, _Publish) or c.write]
+        reads = [c for c in batch if isinstance(c, _Call) and not c.write]
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        head = 0
+        if writes:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                results = _apply_batch(conn, writes)
+                conn.execute("COMMIT")
+                for command, (result, offset) in zip(writes, results, strict=True):
+                    head = max(head, offset)
+                    if command.future is not None:
+                        outcomes.append((command.future, result, None))
+            except Exception as batch_error:  # noqa: BLE001
+                _rollback(conn)
+                log.warning(
+                    "bus batch of %d writes failed (%s); retrying one by one", len(writes), batch_error
+                )
+                # One transaction per command, so that one bad command fails alone.
+                for command in writes:
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                        result, offset = _apply(conn, command)
+                        conn.execute("COMMIT")
+                    except Exception as exc:  # noqa: BLE001
+                        _rollback(conn)
+                        if command.future is not None:
+                            outcomes.append((command.future, None, _wrap(exc)))
+                        else:
+                            log.error("bus background write failed: %s", exc)
+                        continue
+                    head = max(head, offset)
+                    if command.future is not None:
+                        outcomes.append((command.future, result, None))
+        for call in reads:
+            try:
+                result = call.fn(conn)
+            except Exception as exc:  # noqa: BLE001
+                if call.future is not None:
+                    outcomes.append((call.future, None, _wrap(exc)))
+                continue
+            if call.future is not None:
+                outcomes.append((call.future, result, None))
+        if outcomes or head:
+            self._to_loop(self._after_batch, outcomes, head)
+
+    def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _after_batch(
+        self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]], head: int
+    ) -> None:
+        if head > self._head:
+            self._head = head
+            for subscription in self._subscriptions.values():
+                subscription._wake.set()
+        _settle(outcomes)
+
+
+def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple[Any, int]]:
+    """Apply writes in order; each run of consecutive publishes is one multi-row INSERT.
+
+    One statement per run (instead of one per event) keeps the writer thread from releasing and
+    re-acquiring the GIL per event, which would stall it behind the event loop.
+    """
+    results: list[tuple[Any, int]] = []
+    run: list[_Publish] = []
+    for command in writes:
+        if isinstance(command, _Publish):
+            run.append(command)
+            if len(run) == _MAX_ROWS:
+                results.extend(_insert_run(conn, run))
+                run = []
+            continue
+        if run:
+            results.extend(_insert_run(conn, run))
+            run = []
+        results.append(_apply(conn, command))
+    if run:
+        results.extend(_insert_run(conn, run))
+    return results
+
+
+def _insert_run(conn: sqlite3.Connection, run: list[_Publish]) -> list[tuple[bool, int]]:
+    if _MULTI_ROW_INSERT is False or len(run) == 1:
+        return [_apply(conn, command) for command in run]
+    params: list[Any] = []
+    for command in run:
+        event = command.event
+        params += (
+            event.namespace,
+            event.source,
+            event.subject,
+            event.id,
+            event.type,
+            format_time(event.time),
+            command.body,
+        )
+    sql = _INSERT_RUN_SQL.format(values=",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(run)))
+    inserted = {(ns, src, subj, eid): int(seq) for seq, ns, src, subj, eid in conn.execute(sql, params)}
+    out: list[tuple[bool, int]] = []
+    for command in run:
+        event = command.event
+        # pop: of several copies of one event in a run, only the first counts as the new one
+        seq = inserted.pop((event.namespace, event.source, event.subject, event.id), None)
+        out.append((True, seq) if seq is not None else (False, 0))
+    return out
+
+
+def _apply(conn: sqlite3.Connection, command: _Command) -> tuple[Any, int]:
+    """Apply one write; returns (result for the caller, offset written or 0)."""
+    if isinstance(command, _Publish):
+        event = command.event
+        cursor = conn.execute(
+            _INSERT_SQL,
+            (
+                event.namespace,
+                event.source,
+                event.subject,
+                event.id,
+                event.type,
+                format_time(event.time),
+                command.body,
+            ),
+        )
+        if cursor.rowcount == 1 and cursor.lastrowid is not None:
+            return True, cursor.lastrowid
+        return False, 0
+    return command.fn(conn), 0
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _wrap(exc: Exception) -> BaseException:
+    if isinstance(exc, sqlite3.OperationalError):
+        return TemporaryError(f"the bus could not write to its SQLite log: {exc}")
+    return exc
+
+
+def _delivery(row: tuple[int, bytes]) -> Delivery:
+    return Delivery(Event.from_bytes(row[1]), int(row[0]))
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class SqliteSubscription:
+    """One group's view of the log: iterate for deliveries, ``ack`` each when handled."""
+
+    def __init__(self, bus: SqliteBus, group: str, ready: asyncio.Future[int]) -> None:
+        self.group = group
+        self._bus = bus
+        self._ready = ready
+        self._position: int | None = None  # highest offset read from the log
+        self._buffer: deque[Delivery] = deque()
+        self._outstanding: deque[int] = deque()  # delivered, in order, not yet past the cursor
+        self._delivered: set[int] = set()
+        self._acked: set[int] = set()
+        self._cursor: int | None = None  # in-memory cursor (contiguous acked prefix)
+        self._saved: int | None = None  # last cursor value handed to the writer
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    def __aiter__(self) -> SqliteSubscription:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._buffer:
+                delivery = self._buffer.popleft()
+                self._outstanding.append(delivery.offset)
+                self._delivered.add(delivery.offset)
+                return delivery
+            if self._position is None:
+                start = await self._ready
+                self._position = start
+                self._cursor = self._saved = start
+                continue
+            if self._position < self._bus.head:
+                batch = await self._bus._read_after(self._position, self._bus.read_batch)
+                if batch:
+                    self._buffer.extend(batch)
+                    self._position = batch[-1].offset
+                else:
+                    self._position = self._bus.head
+                continue
+            self._wake.clear()
+            if self._position < self._bus.head or self._closed:
+                continue
+            await self._wake.wait()
+
+    async def ack(self, delivery: Delivery) -> None:
+        """Mark ``delivery`` handled; the durable cursor moves over the contiguous acked prefix."""
+        offset = delivery.offset
+        if offset not in self._delivered:
+            if self._cursor is not None and offset <= self._cursor:
+                return  # already behind the cursor
+            raise ValueError(f"offset {offset} was not delivered to group {self.group!r}")
+        self._delivered.discard(offset)
+        self._acked.add(offset)
+        advanced = False
+        while self._outstanding and self._outstanding[0] in self._acked:
+            head = self._outstanding.popleft()
+            self._acked.discard(head)
+            self._cursor = head
+            advanced = True
+        if advanced and self._flush_handle is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(self._bus.cursor_flush_delay, self._flush_soon)
+
+    @property
+    def cursor(self) -> int | None:
+        """The in-memory cursor (durable within a few ms); ``None`` before the first read."""
+        return self._cursor
+
+    def _flush_soon(self) -> None:
+        self._flush_handle = None
+        if self._cursor is not None and self._cursor != self._saved and self._bus._running:
+            self._saved = self._cursor
+            self._bus._save_cursor(self.group, self._cursor, None)
+
+    async def close(self) -> None:
+        """Write the cursor durably, end the iteration and release the group."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        try:
+            if self._bus._running and self._cursor is not None and self._cursor != self._saved:
+                loop = asyncio.get_running_loop()
+                done: asyncio.Future[Any] = loop.create_future()
+                self._saved = self._cursor
+                self._bus._save_cursor(self.group, self._cursor, done)
+                await done
+        finally:
+            self._bus._forget(self)

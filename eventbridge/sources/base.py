@@ -1,0 +1,99 @@
+"""The event source driver interface, the dispatch callable and the registry of source types.
+
+A source type is one module in this package that registers a factory under Argo's spec key::
+
+    SOURCE_TYPES.register("webhook")(WebhookSource)
+
+The manager calls ``factory(context, event_name, spec)`` once per event (``spec.<type>.<event
+name>``) and drives the result with ``start()`` / ``stop()``. A source turns what it receives into
+``await context.dispatch(event_name, data)``, which returns only once the event is durable on the
+bus; a source must acknowledge its origin (HTTP answer, SQS delete, Kafka commit) only after that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eventbridge.bus.base import Bus
+from eventbridge.events import Event, new_event_id
+from eventbridge.models.base import References
+from eventbridge.models.eventsource import EventSource, SecretKeySelector
+from eventbridge.registry import Registry
+from eventbridge.sources.http import HttpRouter
+
+
+class Source(Protocol):
+    """One running event of an EventSource (``spec.<type>.<event name>``)."""
+
+    async def start(self) -> None:
+        """Begin receiving; raise if the source cannot run (the manager logs it)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop receiving and release ports, connections and tasks. Must not raise."""
+        ...
+
+
+class Dispatch(Protocol):
+    """Wraps ``data`` in a CloudEvent, publishes it and returns it once it is durable."""
+
+    async def __call__(self, event_name: str, data: Any, *, event_id: str | None = None) -> Event: ...
+
+
+class BusDispatch:
+    """The :class:`Dispatch` of one source type of one EventSource.
+
+    CloudEvent attributes as Argo sets them: ``id`` random 32 hex unless the origin gives a stable
+    id, ``source`` = EventSource name, ``subject`` = event name, ``type`` = source type key,
+    ``namespace`` = EventSource namespace. A duplicate (already on the bus) counts as durable.
+    """
+
+    def __init__(self, bus: Bus, eventsource: EventSource, type_key: str) -> None:
+        self._bus = bus
+        self._source = eventsource.name
+        self._namespace = eventsource.namespace
+        self._type = type_key
+
+    async def __call__(self, event_name: str, data: Any, *, event_id: str | None = None) -> Event:
+        event = Event(
+            id=event_id or new_event_id(),
+            source=self._source,
+            subject=event_name,
+            type=self._type,
+            data=data,
+            namespace=self._namespace,
+        )
+        await self._bus.publish(event)
+        return event
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What a source may use: its EventSource, secrets, the dispatch and the shared HTTP router."""
+
+    eventsource: EventSource
+    type_key: str
+    references: References
+    dispatch: Dispatch
+    router: HttpRouter
+
+    def secret(self, selector: SecretKeySelector) -> str:
+        """The value of a Secret key in the EventSource's namespace (NotFoundError if missing)."""
+        return self.references.secret(self.eventsource.namespace, selector.name, selector.key)
+
+    def labels(self, event_name: str) -> dict[str, str]:
+        """Argo's logging labels for ``extra=``."""
+        return {
+            "namespace": self.eventsource.namespace,
+            "eventSourceName": self.eventsource.name,
+            "eventSourceType": self.type_key,
+            "eventName": event_name,
+        }
+
+
+SourceFactory = Callable[[SourceContext, str, Any], Source]
+
+#: Argo spec key (``webhook``, ``github``...) -> factory of one running event.
+SOURCE_TYPES: Registry[SourceFactory] = Registry("event source type")

@@ -1,0 +1,180 @@
+"""Shared HTTP servers for webhook-style sources: one aiohttp server per port, routes per path.
+
+* Routes can be added and removed while the server runs (hot reload); matching is on the exact
+  request path.
+* Every port answers ``/health`` with 200 ``OK`` (any method, as Argo does).
+* An unknown path gets 404 with a short JSON error; a handler that raises gets 500.
+* Port ``0`` asks the OS for a free port; :meth:`HttpRouter.bound_port` tells which one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from eventbridge.errors import ConflictError, InvalidError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+HEALTH_PATH = "/health"
+
+
+def json_error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
+    """The error answer of every source endpoint: ``{"error": "..."}``."""
+    return web.Response(
+        status=status,
+        body=json.dumps({"error": message}).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """One open endpoint: the configured port, the port actually bound, the path and its owner."""
+
+    port: int
+    bound_port: int
+    path: str
+    owner: str
+
+
+@dataclass(slots=True)
+class _Route:
+    handler: Handler
+    owner: str
+
+
+@dataclass(slots=True)
+class _PortServer:
+    port: int
+    bound_port: int
+    runner: web.ServerRunner
+    routes: dict[str, _Route] = field(default_factory=dict)
+
+
+class HttpRouter:
+    """Owns the listening sockets; sources register ``(port, path) -> handler``."""
+
+    def __init__(self, host: str = "0.0.0.0", *, shutdown_timeout: float = 5.0) -> None:
+        self.host = host
+        self.shutdown_timeout = shutdown_timeout
+        self._servers: dict[int, _PortServer] = {}
+        self._lock = asyncio.Lock()
+
+    async def add_route(self, port: int, path: str, handler: Handler, *, owner: str = "") -> int:
+        """Serve ``path`` on ``port`` with ``handler``; starts the port's server if needed.
+
+        Returns the bound port. Raises ConflictError if the path is taken, OSError if the port
+        cannot be bound.
+        """
+        if not path.startswith("/"):
+            raise InvalidError(f"endpoint {path!r} must start with '/'")
+        if path == HEALTH_PATH:
+            raise ConflictError(f"endpoint {HEALTH_PATH} is reserved for the health check")
+        async with self._lock:
+            server = self._servers.get(port)
+            if server is None:
+                server = await self._start_server(port)
+                self._servers[port] = server
+            taken = server.routes.get(path)
+            if taken is not None:
+                raise ConflictError(
+                    f"port {port} endpoint {path} is already served by {taken.owner or 'another source'}"
+                )
+            server.routes[path] = _Route(handler, owner)
+            return server.bound_port
+
+    def remove_route(self, port: int, path: str, *, owner: str | None = None) -> None:
+        """Stop serving ``path`` (later requests get 404); the server keeps running (:meth:`close_idle`).
+
+        With ``owner``, the route is removed only if that owner registered it.
+        """
+        server = self._servers.get(port)
+        if server is None:
+            return
+        route = server.routes.get(path)
+        if route is not None and (owner is None or route.owner == owner):
+            del server.routes[path]
+
+    async def close_idle(self) -> None:
+        """Stop the servers of ports that have no routes left."""
+        async with self._lock:
+            for port in [p for p, s in self._servers.items() if not s.routes]:
+                server = self._servers.pop(port)
+                await server.runner.cleanup()
+                log.info("closed webhook port %d", server.bound_port, extra={"port": server.bound_port})
+
+    async def stop(self) -> None:
+        """Stop every server (in-flight requests get ``shutdown_timeout`` to finish)."""
+        async with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+            for server in servers:
+                await server.runner.cleanup()
+
+    def bound_port(self, port: int) -> int | None:
+        """The port actually listening for configured ``port`` (differs only for 0)."""
+        server = self._servers.get(port)
+        return server.bound_port if server else None
+
+    def routes(self) -> list[RouteInfo]:
+        """Every open endpoint, by port then path."""
+        return [
+            RouteInfo(server.port, server.bound_port, path, route.owner)
+            for server in sorted(self._servers.values(), key=lambda s: s.port)
+            for path, route in sorted(server.routes.items())
+        ]
+
+    async def _start_server(self, port: int) -> _PortServer:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, port))
+            sock.listen(1024)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        bound_port = int(sock.getsockname()[1])
+        holder: dict[str, _PortServer] = {}
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            return await self._dispatch(holder["server"], request)
+
+        runner = web.ServerRunner(web.Server(handle, access_log=None), shutdown_timeout=self.shutdown_timeout)
+        await runner.setup()
+        site = web.SockSite(runner, sock)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            sock.close()
+            raise
+        server = _PortServer(port, bound_port, runner)
+        holder["server"] = server
+        log.info("listening for webhooks on %s:%d", self.host, bound_port, extra={"port": bound_port})
+        return server
+
+    @staticmethod
+    async def _dispatch(server: _PortServer, request: web.BaseRequest) -> web.StreamResponse:
+        route = server.routes.get(request.path)
+        if route is None:
+            if request.path == HEALTH_PATH:
+                return web.Response(text="OK")
+            return json_error(404, f"no endpoint {request.path} on this port")
+        try:
+            return await route.handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("webhook handler for %s failed", request.path, extra={"endpoint": request.path})
+            return json_error(500, "internal error")

@@ -1,0 +1,217 @@
+"""The ``webhook`` event source: an HTTP endpoint that turns each request into one event.
+
+Behaviour (Argo's, with the differences marked):
+
+* The endpoint listens on ``port`` at the exact path ``endpoint``; every port also answers
+  ``GET /health`` with ``OK``. Unknown paths get 404.
+* ``authSecret``: the request must carry ``Authorization: Bearer <token>`` where the token is the
+  Secret's value, compared in constant time; otherwise **401**. Any ``Authorization`` header is
+  replaced by ``*** Masked Auth Secret ***`` before it goes into the event. If the Secret cannot
+  be read the endpoint does not start (fail closed).
+* The request method must equal ``method``; otherwise **405** with an ``Allow`` header
+  (*difference*: Argo answers 400 "http method does not match").
+* The body may be at most ``maxPayloadSize`` bytes (default 1 MiB); otherwise **413**
+  (*difference*: Argo answers 400).
+* Event ``body``:
+
+  - ``GET``: the query parameters as ``{name: [values...]}``;
+  - ``Content-Type: application/x-www-form-urlencoded``: the form fields as ``{name: [values...]}``;
+  - anything else: the body parsed as JSON; an empty or invalid JSON body gives **400**.
+
+  *Difference*: ``PUT``, ``PATCH`` and ``DELETE`` endpoints read their body like ``POST``
+  (Argo answers 400 "unsupported method" for them).
+* Event data: ``{"header": {Name: [values...]}, "body": ..., "metadata": {...}}`` exactly as
+  Argo; header names are canonicalised like Go (``content-type`` -> ``Content-Type``);
+  ``metadata`` is left out when the endpoint has none.
+* The answer comes only after the event is durable on the bus: **200** with
+  ``{"id": "<event id>"}`` (*difference*: Argo answers ``success`` without the id), or **503**
+  with a JSON error and ``Retry-After`` if it could not be stored (*difference*: Argo answers 500).
+  Every error answer is ``{"error": "..."}`` and nothing is published on any error.
+* ``filter.expression`` and TLS (``serverCertSecret``/``serverKeySecret``) are not supported yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from eventbridge.errors import InvalidError
+from eventbridge.models.eventsource import WEBHOOK_METHODS, WebhookEventSource
+from eventbridge.sources.base import SOURCE_TYPES, SourceContext
+from eventbridge.sources.http import json_error
+
+log = logging.getLogger(__name__)
+
+MASKED_AUTH = "*** Masked Auth Secret ***"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical_header_name(name: str) -> str:
+    """Go's ``textproto.CanonicalMIMEHeaderKey``: ``x-github-event`` -> ``X-Github-Event``.
+
+    Names with characters that are not valid in a header token are returned unchanged, as Go does.
+    """
+    if not name or any(c not in _TOKEN_CHARS for c in name):
+        return name
+    out = []
+    upper = True
+    for c in name:
+        out.append(c.upper() if upper else c.lower())
+        upper = c == "-"
+    return "".join(out)
+
+
+def request_headers(request: web.BaseRequest) -> dict[str, list[str]]:
+    """Headers as Go's ``http.Header``: canonical names, list of values, ``Host`` left out,
+    ``Authorization`` masked."""
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        key = canonical_header_name(name)
+        if key == "Host":
+            continue
+        headers.setdefault(key, []).append(value)
+    if "Authorization" in headers:
+        headers["Authorization"] = [MASKED_AUTH]
+    return headers
+
+
+def _reject_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not valid JSON")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class WebhookSource:
+    """One ``spec.webhook.<event name>`` endpoint."""
+
+    def __init__(self, context: SourceContext, event_name: str, spec: Any) -> None:
+        if not isinstance(spec, WebhookEventSource):
+            spec = WebhookEventSource.model_validate(spec)
+        findings = [f for f in spec.check_context(f"spec.webhook.{event_name}") if f.severity == "error"]
+        if findings:
+            raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in findings))
+        self.context = context
+        self.event_name = event_name
+        self.spec = spec
+        self.method = spec.method.upper()
+        self.port = spec.port_number() or 0
+        self.endpoint = spec.endpoint
+        self.bound_port: int | None = None
+        self._token: bytes | None = None
+        self._labels = context.labels(event_name)
+        self._owner = f"{context.eventsource.namespace}/{context.eventsource.name}/{event_name}"
+
+    async def start(self) -> None:
+        """Read the auth Secret, then open the route (binding the port if it is the first)."""
+        if self.spec.auth_secret is not None:
+            token = self.context.secret(self.spec.auth_secret)
+            if not token:
+                raise InvalidError(
+                    f"authSecret {self.spec.auth_secret.name}/{self.spec.auth_secret.key} is empty; "
+                    "refusing to open the endpoint without a token"
+                )
+            self._token = token.encode()
+        if self.spec.filter is not None and self.spec.filter.expression:
+            log.warning(
+                "filter.expression is not supported yet; every request is published", extra=self._labels
+            )
+        self.bound_port = await self.context.router.add_route(
+            self.port, self.endpoint, self.handle, owner=self._owner
+        )
+        log.info(
+            "webhook %s %s listening on port %d",
+            self.method,
+            self.endpoint,
+            self.bound_port,
+            extra=self._labels,
+        )
+
+    async def stop(self) -> None:
+        if self.bound_port is not None:
+            self.context.router.remove_route(self.port, self.endpoint, owner=self._owner)
+            self.bound_port = None
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Check, parse, publish durably, then answer (see the module docstring)."""
+        if self._token is not None:
+            problem = self._check_auth(request.headers.get("Authorization", ""))
+            if problem:
+                return json_error(401, problem, headers={"WWW-Authenticate": "Bearer"})
+        if request.method != self.method:
+            return json_error(
+                405,
+                f"method {request.method} is not allowed; this endpoint accepts {self.method}",
+                headers={"Allow": self.method},
+            )
+        try:
+            body = await self._body(request)
+        except _TooLarge:
+            return json_error(
+                413, f"request body is larger than maxPayloadSize ({self.spec.max_payload_size} bytes)"
+            )
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        data: dict[str, Any] = {"header": request_headers(request), "body": body}
+        if self.spec.metadata:
+            data["metadata"] = dict(self.spec.metadata)
+        try:
+            event = await self.context.dispatch(self.event_name, data)
+        except Exception as exc:  # noqa: BLE001
+            log.error("failed to record webhook event: %s", exc, extra=self._labels)
+            return json_error(503, "failed to record the event; retry later", headers={"Retry-After": "1"})
+        return web.json_response({"id": event.id})
+
+    def _check_auth(self, header: str) -> str | None:
+        assert self._token is not None
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return "missing or invalid Authorization header; send 'Authorization: Bearer <token>'"
+        if not hmac.compare_digest(given.strip().encode(), self._token):
+            return "invalid auth token"
+        return None
+
+    async def _body(self, request: web.BaseRequest) -> Any:
+        if request.method == "GET":
+            return {key: request.query.getall(key) for key in request.query}
+        raw = await self._read_limited(request)
+        if request.content_type == FORM_CONTENT_TYPE:
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError as exc:
+                raise ValueError("form body is not valid UTF-8") from exc
+            return parse_qs(text, keep_blank_values=True)
+        if not raw.strip():
+            raise ValueError("request body is empty; send a JSON document")
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise ValueError(f"request body is not valid JSON: {exc}") from exc
+
+    async def _read_limited(self, request: web.BaseRequest) -> bytes:
+        limit = self.spec.max_payload_size
+        if request.content_length is not None and request.content_length > limit:
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+SOURCE_TYPES.register("webhook")(WebhookSource)
+
+__all__ = ["WEBHOOK_METHODS", "WebhookSource", "canonical_header_name", "request_headers"]
