@@ -1,0 +1,405 @@
+"""HostExecutor: each workflow step runs as a process on this machine (the image is ignored).
+
+Per step (``state_dir/<namespace>/<workflow>/<node id>/``):
+
+* ``work/``: the private working directory (the process's cwd and ``HOME``), unless the template
+  sets an absolute ``workingDir`` that exists (used as is) or a relative one (made under ``work/``);
+* ``tmp/``: the step's private ``/tmp``. When the process may create mount namespaces (root, or
+  ``unshare`` permitted), the step runs under ``unshare --mount --propagation private`` with
+  ``tmp/`` bind-mounted over ``/tmp``, so two parallel steps writing ``/tmp/out.txt`` each get their
+  own file; output parameters under ``/tmp`` are then read from ``tmp/``. Without that permission
+  steps share the host's ``/tmp``; ``TMPDIR`` still points at ``tmp/``, and two running steps that
+  declare the same absolute output path are refused (the second ends in Error) instead of
+  silently mixing their outputs;
+* ``log``: stdout and stderr, interleaved as written (what ``read_log`` returns).
+
+The process is the leader of its own process group; kill, timeout and the end of the main
+process kill the whole group (as a container's end kills everything in it).
+
+Environment: exactly the template's ``env`` plus ``PATH`` (the controller's, or a standard one),
+``HOME`` (the work dir), ``LANG=C.UTF-8``, ``TMPDIR`` (only without a private /tmp), and Argo's
+``ARGO_WORKFLOW_NAME``, ``ARGO_NODE_ID``, ``ARGO_POD_NAME``, ``ARGO_TEMPLATE`` (the template name);
+template values win. The controller's own environment (credentials included) is not inherited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from eventbridge.executors.base import OutputParameter, StepResult, StepSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+UNSHARE = "/usr/bin/unshare"
+RESULT_LIMIT = 256 * 1024  # bytes of stdout kept for outputs.result (the log keeps everything)
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+_WRAPPER = 'mount --bind "$1" /tmp || exit 125; shift; exec "$@"'
+_SCRIPT_DIR = ".argo"
+STEP_TMP = "/tmp"  # noqa: S108  (the path steps see as their private /tmp)
+
+
+@dataclass
+class _Running:
+    process: asyncio.subprocess.Process
+    reason: str | None = None  # why it was ended by us (kill/timeout), if it was
+    claims: list[str] = field(default_factory=list)
+
+
+class HostExecutor:
+    """Runs steps as host processes; see the module docstring for the per-step layout."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        private_tmp: bool | None = None,
+        keep_files: bool = False,
+    ) -> None:
+        """``private_tmp``: None probes whether ``unshare`` works; ``keep_files`` keeps work/ and
+        tmp/ after a step ends (they are removed by default; the log is always kept)."""
+        self._state_dir = state_dir
+        self._private_tmp = private_tmp
+        self._keep_files = keep_files
+        self._running: dict[tuple[str, str, str], _Running] = {}
+        self._claims: dict[str, str] = {}  # shared absolute output path -> pod name writing it
+        self._path = os.environ.get("PATH") or DEFAULT_PATH
+
+    # helpers ---------------------------------------------------------------------------------
+
+    @property
+    def private_tmp(self) -> bool:
+        """Whether steps get a private /tmp (probed on first use when not given)."""
+        if self._private_tmp is None:
+            self._private_tmp = _probe_unshare(self._state_dir)
+            if not self._private_tmp:
+                log.warning(
+                    "unshare is not permitted here: steps share the host's /tmp "
+                    "(parallel steps writing the same output path are refused)"
+                )
+        return self._private_tmp
+
+    def step_dir(self, namespace: str, workflow: str, node_id: str) -> Path:
+        return self._state_dir / _safe(namespace) / _safe(workflow) / _safe(node_id)
+
+    # Executor protocol -------------------------------------------------------------------------
+
+    async def run(self, step: StepSpec) -> StepResult:
+        key = (step.namespace, step.workflow, step.node_id)
+        private = self.private_tmp
+        root = self.step_dir(*key)
+        work, tmp = root / "work", root / "tmp"
+        try:
+            _prepare(root, work, tmp)
+        except OSError as exc:
+            return StepResult("Error", message=f"cannot prepare the step directory {root}: {exc}")
+        claims: list[str] = []
+        if not private:
+            conflict = self._claim(step, claims)
+            if conflict:
+                return StepResult("Error", message=conflict)
+        try:
+            return await self._run(step, key, private, root, work, tmp, claims)
+        finally:
+            for path in claims:
+                self._claims.pop(path, None)
+            if not self._keep_files:
+                await asyncio.to_thread(_remove, work, tmp)
+
+    async def kill(self, namespace: str, workflow: str, node_id: str | None = None) -> None:
+        targets = [
+            running
+            for (ns, wf, node), running in self._running.items()
+            if ns == namespace and wf == workflow and (node_id is None or node == node_id)
+        ]
+        await asyncio.gather(*(self._stop(running, "terminated") for running in targets))
+
+    async def read_log(self, namespace: str, workflow: str, node_id: str) -> str:
+        path = self.step_dir(namespace, workflow, node_id) / "log"
+        try:
+            return await asyncio.to_thread(path.read_text, "utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    # internals --------------------------------------------------------------------------------
+
+    def _claim(self, step: StepSpec, claims: list[str]) -> str | None:
+        """Reserve ``step``'s absolute output paths on the shared filesystem; a message on conflict."""
+        for output in step.outputs:
+            if not output.path.startswith("/"):
+                continue
+            path = os.path.normpath(output.path)
+            holder = self._claims.get(path)
+            if holder is not None and holder != step.pod_name:
+                return (
+                    f"output parameter {output.name!r}: {path} is also an output of running step {holder}; "
+                    "without a private /tmp (unshare not permitted) parallel steps need distinct output paths"
+                )
+            self._claims[path] = step.pod_name
+            claims.append(path)
+        return None
+
+    async def _run(
+        self,
+        step: StepSpec,
+        key: tuple[str, str, str],
+        private: bool,
+        root: Path,
+        work: Path,
+        tmp: Path,
+        claims: list[str],
+    ) -> StepResult:
+        argv = list(step.argv)
+        if step.script is not None:
+            script_dir = tmp / _SCRIPT_DIR
+            script_dir.mkdir(exist_ok=True)
+            (script_dir / "script").write_text(step.script, "utf-8")
+            if not argv:
+                argv = ["sh"]
+            argv.append(f"{STEP_TMP}/{_SCRIPT_DIR}/script" if private else str(script_dir / "script"))
+        if not argv:
+            return StepResult("Error", message="the step has no command or args to run on the host")
+        cwd = work
+        if step.working_dir:
+            wanted = Path(step.working_dir)
+            if wanted.is_absolute():
+                if not await asyncio.to_thread(wanted.is_dir):
+                    return StepResult("Error", message=f"workingDir {wanted} does not exist on this host")
+                cwd = wanted
+            else:
+                cwd = work / wanted
+                cwd.mkdir(parents=True, exist_ok=True)
+        env = {
+            "PATH": self._path,
+            "HOME": str(work),
+            "LANG": "C.UTF-8",
+            "ARGO_WORKFLOW_NAME": step.workflow,
+            "ARGO_NODE_ID": step.node_id,
+            "ARGO_POD_NAME": step.pod_name,
+        }
+        if step.template_name:
+            env["ARGO_TEMPLATE"] = step.template_name
+        if not private:
+            env["TMPDIR"] = str(tmp)
+        env.update(step.env)
+        if private:
+            problem = _cannot_exec(argv[0], env.get("PATH", ""), cwd)
+            if problem:
+                _append_log(root / "log", problem)
+                return StepResult("Error", message=problem)
+            command = [
+                UNSHARE,
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+                _WRAPPER,
+                "eventbridge-step",
+                str(tmp),
+                *argv,
+            ]
+        else:
+            command = argv
+        log_file = (root / "log").open("wb")
+        try:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                message = f"failed to start {argv[0]!r}: {exc.strerror or exc}"
+                log_file.write(message.encode() + b"\n")
+                return StepResult("Error", message=message)
+            running = _Running(process, claims=claims)
+            self._running[key] = running
+            try:
+                stdout = await self._wait(step, running, log_file)
+            finally:
+                self._running.pop(key, None)
+        finally:
+            log_file.close()
+        exit_code = process.returncode
+        if running.reason is not None:
+            return StepResult("Failed", exit_code=exit_code, message=running.reason)
+        result = stdout.decode("utf-8", "replace")
+        if result.endswith("\n"):
+            result = result[:-1]
+        if exit_code != 0:
+            message = f"Error (exit code {exit_code})"
+            if exit_code is not None and exit_code < 0:
+                message = f"killed by signal {-exit_code}"
+            return StepResult("Failed", exit_code=exit_code, result=result, message=message)
+        parameters: dict[str, str] = {}
+        for output in step.outputs:
+            value = _read_output(output, private, cwd, tmp)
+            if value is None:
+                return StepResult(
+                    "Error",
+                    exit_code=exit_code,
+                    result=result,
+                    message=f"output parameter {output.name!r}: the step wrote no file {output.path}",
+                )
+            parameters[output.name] = value
+        return StepResult("Succeeded", exit_code=exit_code, result=result, parameters=parameters)
+
+    async def _wait(self, step: StepSpec, running: _Running, log_file: IO[bytes]) -> bytes:
+        """Wait for the process (and the timeout), pump its output; return the kept stdout."""
+        process = running.process
+        stdout = bytearray()
+        assert process.stdout is not None and process.stderr is not None
+        pumps = [
+            asyncio.create_task(_pump(process.stdout, log_file, stdout)),
+            asyncio.create_task(_pump(process.stderr, log_file, None)),
+        ]
+        try:
+            if step.timeout is not None and step.timeout > 0:
+                try:
+                    await asyncio.wait_for(process.wait(), step.timeout)
+                except TimeoutError:
+                    await self._stop(running, f"Step exceeded its deadline ({step.timeout:g}s)")
+            else:
+                await process.wait()
+        except asyncio.CancelledError:
+            await self._stop(running, "cancelled")
+            raise
+        finally:
+            # The main process is gone: end whatever it left behind, then drain the pipes.
+            _signal_group(process.pid, signal.SIGKILL)
+            _done, pending = await asyncio.wait(pumps, timeout=2.0)
+            for task in pending:
+                task.cancel()
+        return bytes(stdout)
+
+    async def _stop(self, running: _Running, reason: str) -> None:
+        """SIGTERM the process group, SIGKILL it after a grace period."""
+        if running.reason is None:
+            running.reason = reason
+        process = running.process
+        if process.returncode is not None:
+            return
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), KILL_GRACE)
+        except TimeoutError:
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+
+
+async def _pump(stream: asyncio.StreamReader, log_file: IO[bytes], keep: bytearray | None) -> None:
+    while True:
+        chunk = await stream.read(65536)
+        if not chunk:
+            return
+        log_file.write(chunk)
+        log_file.flush()
+        if keep is not None and len(keep) < RESULT_LIMIT:
+            keep += chunk[: RESULT_LIMIT - len(keep)]
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _safe(part: str) -> str:
+    """A path component that cannot escape its parent."""
+    cleaned = part.replace("/", "_").replace("\x00", "_")
+    return "_" if cleaned in ("", ".", "..") else cleaned
+
+
+def _prepare(root: Path, work: Path, tmp: Path) -> None:
+    if work.exists() or tmp.exists():  # a re-run of the same node (after a restart): start clean
+        _remove(work, tmp)
+    work.mkdir(parents=True)
+    tmp.mkdir()
+    tmp.chmod(0o1777)
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _append_log(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def _cannot_exec(program: str, path_env: str, cwd: Path) -> str | None:
+    """Why ``program`` cannot be executed (as the OS would say), or None."""
+    if "/" in program:
+        candidate = Path(program) if program.startswith("/") else cwd / program
+        if not candidate.exists():
+            return f"failed to start {program!r}: [Errno 2] No such file or directory"
+        if candidate.is_dir() or not os.access(candidate, os.X_OK):
+            return f"failed to start {program!r}: [Errno 13] Permission denied"
+        return None
+    if shutil.which(program, path=path_env) is None:
+        return f"failed to start {program!r}: executable file not found in $PATH"
+    return None
+
+
+def _read_output(output: OutputParameter, private: bool, cwd: Path, tmp: Path) -> str | None:
+    """The value of an output parameter file as the step saw it; None when missing and no default."""
+    path = output.path
+    if private and (path == STEP_TMP or path.startswith(STEP_TMP + "/")):
+        host_path = tmp / os.path.relpath(os.path.normpath(path), STEP_TMP)
+    elif path.startswith("/"):
+        host_path = Path(path)
+    else:
+        host_path = cwd / path
+    try:
+        value = host_path.read_text("utf-8", "replace")
+    except OSError:
+        return output.default
+    return value[:-1] if value.endswith("\n") else value
+
+
+def _probe_unshare(state_dir: Path) -> bool:
+    """True when ``unshare --mount`` plus a bind mount over /tmp works for us."""
+    if not Path(UNSHARE).exists() or os.geteuid() != 0:
+        return False
+    state_dir.mkdir(parents=True, exist_ok=True)
+    probe = state_dir / ".probe-tmp"
+    probe.mkdir(exist_ok=True)
+    try:
+        done = subprocess.run(
+            [
+                UNSHARE,
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+                _WRAPPER,
+                "eventbridge-probe",
+                str(probe),
+                "true",
+            ],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    return done.returncode == 0

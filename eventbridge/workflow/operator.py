@@ -1,0 +1,1181 @@
+"""Runs one Workflow to completion: the node graph, templates, parameters and status writes.
+
+A :class:`WorkflowRun` walks the entrypoint template recursively with asyncio (parallel steps and
+DAG tasks are tasks). Every node gets a deterministic id (see ``nodes.py``); before running a node
+the run looks for it in ``status.nodes`` and reuses it when it already completed, so a controller
+that restarts continues a Running workflow without re-running finished steps.
+
+Status writes are batched: the first write marks the workflow Running, later changes are written
+at most every ``write_interval`` seconds, and the final phase is written at once (2 writes for a
+short one-step workflow). A ConflictError (someone else changed the object, e.g. its labels) is
+handled by re-reading and writing our status over the fresh object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from eventbridge.errors import ConflictError, EventBridgeError, ExprError, InvalidError, NotFoundError
+from eventbridge.executors.base import Executor, OutputParameter, StepResult, StepSpec
+from eventbridge.expr.template import substitute, substitute_all
+from eventbridge.expr.when import evaluate_when
+from eventbridge.models.base import References
+from eventbridge.models.workflow import (
+    Arguments,
+    DAGTask,
+    Parameter,
+    Template,
+    Workflow,
+    WorkflowSpec,
+    WorkflowStep,
+    check_spec,
+    depends_names,
+)
+from eventbridge.store.base import Object, Store
+from eventbridge.workflow.depends import evaluate_depends
+from eventbridge.workflow.nodes import (
+    COMPLETED,
+    COMPLETED_LABEL,
+    PHASE_LABEL,
+    SUCCESSFUL,
+    Node,
+    item_label,
+    item_text,
+    node_id,
+    now,
+    parse_duration,
+    pod_name,
+)
+
+log = logging.getLogger(__name__)
+
+WORKFLOW_COMPLETED = frozenset({"Succeeded", "Failed", "Error"})
+
+
+class _Abort(Exception):
+    """Raised inside the run when it must stop (terminated, deadline, deleted)."""
+
+
+class WorkflowRun:
+    """One workflow being run by the controller."""
+
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        obj: Object,
+        *,
+        references: References | None = None,
+        pod_slots: asyncio.Semaphore | None = None,
+        write_interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.obj = obj
+        self.references = references
+        self.pod_slots = pod_slots
+        self.write_interval = write_interval
+        meta = obj.get("metadata") or {}
+        self.name: str = meta.get("name", "")
+        self.namespace: str = meta.get("namespace") or "default"
+        self.status: dict[str, Any] = copy.deepcopy(obj.get("status") or {})
+        self.nodes: dict[str, Node] = self.status.setdefault("nodes", {})
+        self.spec: WorkflowSpec = WorkflowSpec()
+        self.globals: dict[str, str] = {}
+        self.global_outputs: dict[str, str] = {}
+        self._wf_slots: asyncio.Semaphore | None = None
+        self._dirty = False
+        self._flush_task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+        self._last_write = 0.0
+        self._abort_message: str | None = None
+        self._main: asyncio.Task[Node] | None = None
+        self._resumes: dict[str, asyncio.Future[None]] = {}
+        self.writes = 0
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    async def run(self) -> Object:
+        """Run to completion; returns the final stored object."""
+        try:
+            await self._run()
+        except _Deleted:
+            log.info("workflow %s/%s was deleted while running", self.namespace, self.name)
+            await self.executor.kill(self.namespace, self.name)
+        finally:
+            # Cancelled (controller stopping) or done: leave nothing running behind.
+            for task in (self._main, self._flush_task):
+                if task is not None and not task.done():
+                    task.cancel()
+        return self.obj
+
+    async def _run(self) -> None:
+        if self.status.get("phase") in WORKFLOW_COMPLETED:
+            return
+        try:
+            self.spec = await self._effective_spec()
+            self._init_globals()
+        except (InvalidError, ValidationError, NotFoundError) as exc:
+            await self._finish("Error", _message(exc))
+            return
+        self.status["phase"] = "Running"
+        self.status.setdefault("startedAt", now())
+        self.status.pop("message", None)
+        if self.spec.parallelism:
+            self._wf_slots = asyncio.Semaphore(self.spec.parallelism)
+        await self._write()
+        entry = self.spec.entrypoint or ""
+        deadline = self.spec.active_deadline_seconds
+        self._main = asyncio.create_task(
+            self._execute(self.name, self.name, Call(template=entry, arguments=self.spec.arguments), None)
+        )
+        try:
+            if deadline is not None:
+                started = _parse_time(self.status.get("startedAt"))
+                remaining = max(0.0, deadline - (time.time() - started)) if started else float(deadline)
+                try:
+                    root = await asyncio.wait_for(asyncio.shield(self._main), remaining)
+                except TimeoutError:
+                    await self._stop_main(f"Step exceeded its deadline ({deadline}s activeDeadlineSeconds)")
+                    root = self.nodes.get(self.name) or {}
+            else:
+                root = await self._main
+        except asyncio.CancelledError:
+            if self._abort_message is None:
+                raise
+            root = self.nodes.get(self.name) or {}
+        phase = root.get("phase", "Error")
+        message = self._abort_message or root.get("message", "")
+        if phase not in WORKFLOW_COMPLETED:
+            phase = "Failed" if self._abort_message else "Error"
+        if self.spec.on_exit and not self._terminated:
+            self.globals["workflow.status"] = phase
+            self.globals["workflow.failures"] = json.dumps(self._failures(), separators=(",", ":"))
+            exit_node = await self._execute(
+                f"{self.name}.onExit", "onExit", Call(template=self.spec.on_exit), None, root_child=True
+            )
+            if exit_node.get("phase") not in SUCCESSFUL and phase == "Succeeded":
+                phase = "Failed"
+                message = exit_node.get("message", "") or "exit handler failed"
+        await self._finish(phase, message)
+
+    @property
+    def _terminated(self) -> bool:
+        return self._abort_message is not None and self._abort_message.startswith(
+            "Stopped with strategy 'Terminate'"
+        )
+
+    async def stop(self, message: str) -> None:
+        """End the run from outside (terminate / stop): running steps are killed."""
+        await self._stop_main(message)
+
+    async def _stop_main(self, message: str) -> None:
+        self._abort_message = message
+        await self.executor.kill(self.namespace, self.name)
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._main
+        for node in self.nodes.values():
+            if node.get("phase") not in COMPLETED:
+                node["phase"] = "Failed"
+                node["message"] = message
+                node["finishedAt"] = now()
+        self._changed()
+
+    def observe(self, obj: Object) -> None:
+        """A newer version of our object was seen (not written by us): react to shutdown/resume."""
+        spec = obj.get("spec") or {}
+        shutdown = spec.get("shutdown")
+        if shutdown and self._abort_message is None and self._main is not None:
+            asyncio.get_running_loop().create_task(self.stop(f"Stopped with strategy '{shutdown}'"))
+        theirs = (obj.get("status") or {}).get("nodes") or {}
+        for nid, node in theirs.items():
+            mine = self.nodes.get(nid)
+            suspended = mine and mine.get("type") == "Suspend" and mine.get("phase") == "Running"
+            if suspended and mine is not None and node.get("phase") in COMPLETED:
+                mine.update({k: node[k] for k in ("phase", "message", "outputs", "finishedAt") if k in node})
+                waiter = self._resumes.get(nid)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+
+    # ----------------------------------------------------------------------------- spec
+
+    async def _effective_spec(self) -> WorkflowSpec:
+        """The workflow's spec, merged over its workflowTemplateRef's (kept in status for restarts)."""
+        wf = Workflow.model_validate(self.obj)
+        spec_dict: dict[str, Any] = dict(self.obj.get("spec") or {})
+        ref = wf.spec.workflow_template_ref
+        if ref is not None:
+            stored = self.status.get("storedWorkflowTemplateSpec")
+            if stored is None:
+                stored = await self._template_spec(ref.name, bool(ref.cluster_scope))
+                self.status["storedWorkflowTemplateSpec"] = stored
+            spec_dict = _merge_specs(stored, spec_dict)
+            spec_dict.pop("workflowTemplateRef", None)
+        spec = WorkflowSpec.model_validate(spec_dict)
+        errors = [f for f in check_spec(spec) if f.severity == "error"]
+        if errors:
+            raise InvalidError("invalid spec: " + "; ".join(f"{f.path}: {f.message}" for f in errors))
+        return spec
+
+    async def _template_spec(self, name: str, cluster: bool) -> dict[str, Any]:
+        if cluster:
+            for obj in await self.store.list("ClusterWorkflowTemplate"):
+                if (obj.get("metadata") or {}).get("name") == name:
+                    return dict(obj.get("spec") or {})
+            raise NotFoundError(f"ClusterWorkflowTemplate {name!r} not found")
+        try:
+            found = await self.store.get("WorkflowTemplate", self.namespace, name)
+        except NotFoundError:
+            raise NotFoundError(f"WorkflowTemplate {self.namespace}/{name} not found") from None
+        return dict(found.get("spec") or {})
+
+    def _init_globals(self) -> None:
+        meta = self.obj.get("metadata") or {}
+        g = self.globals
+        g["workflow.name"] = self.name
+        g["workflow.namespace"] = self.namespace
+        g["workflow.uid"] = meta.get("uid") or ""
+        g["workflow.creationTimestamp"] = meta.get("creationTimestamp") or ""
+        g["workflow.mainEntrypoint"] = self.spec.entrypoint or ""
+        if self.spec.service_account_name:
+            g["workflow.serviceAccountName"] = self.spec.service_account_name
+        for key, value in (meta.get("labels") or {}).items():
+            g[f"workflow.labels.{key}"] = str(value)
+        for key, value in (meta.get("annotations") or {}).items():
+            g[f"workflow.annotations.{key}"] = str(value)
+        params: list[dict[str, str]] = []
+        for param in (self.spec.arguments.parameters if self.spec.arguments else None) or []:
+            value = self._param_value(param, "spec.arguments.parameters")
+            g[f"workflow.parameters.{param.name}"] = value
+            params.append({"name": param.name, "value": value})
+        g["workflow.parameters"] = json.dumps(params, separators=(",", ":"))
+        for key, value in (self.status.get("outputs") or {}).get("parameters", []) and [
+            (p["name"], p.get("value", "")) for p in self.status["outputs"]["parameters"]
+        ]:
+            self.global_outputs[key] = value
+            g[f"workflow.outputs.parameters.{key}"] = value
+
+    def _param_value(self, param: Parameter, where: str) -> str:
+        value = param.value
+        if value is None and param.value_from is not None:
+            ref = param.value_from.config_map_key_ref
+            if ref is not None:
+                if self.references is None:
+                    raise InvalidError(f"{where}.{param.name}: configMapKeyRef needs a ConfigMap resolver")
+                try:
+                    value = self.references.config_map(self.namespace, ref.name or "", ref.key)
+                except NotFoundError:
+                    if param.value_from.default is None:
+                        raise
+                    value = param.value_from.default
+            elif param.value_from.default is not None:
+                value = param.value_from.default
+        if value is None:
+            value = param.default
+        if value is None:
+            raise InvalidError(f"{where}.{param.name}.value is required")
+        if param.enum and value not in param.enum:
+            raise InvalidError(f"{where}.{param.name}: value {value!r} is not one of {param.enum}")
+        return value
+
+    # ----------------------------------------------------------------------------- nodes
+
+    def _node(
+        self,
+        name: str,
+        display: str,
+        node_type: str,
+        template: str | None,
+        boundary: str | None,
+        **extra: Any,
+    ) -> Node:
+        nid = node_id(self.name, name)
+        node = self.nodes.get(nid)
+        if node is None:
+            node = {
+                "id": nid,
+                "name": name,
+                "displayName": display,
+                "type": node_type,
+                "phase": "Pending",
+                "startedAt": now(),
+            }
+            if template:
+                node["templateName"] = template
+            if boundary:
+                node["boundaryID"] = boundary
+            node.update(extra)
+            self.nodes[nid] = node
+            self._changed()
+        return node
+
+    def _complete(
+        self, node: Node, phase: str, message: str = "", outputs: dict[str, Any] | None = None
+    ) -> Node:
+        node["phase"] = phase
+        node["finishedAt"] = now()
+        if message:
+            node["message"] = message
+        else:
+            node.pop("message", None)
+        if outputs:
+            node["outputs"] = outputs
+        self._changed()
+        return node
+
+    def _add_child(self, parent: Node, child: Node) -> None:
+        children = parent.setdefault("children", [])
+        if child["id"] not in children:
+            children.append(child["id"])
+            self._changed()
+
+    def _outbound(self, node: Node) -> list[str]:
+        if node.get("type") in ("Pod", "Skipped", "Suspend") or not node.get("children"):
+            return [node["id"]]
+        return list(node.get("outboundNodes") or [node["id"]])
+
+    def _failures(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "displayName": n.get("displayName"),
+                "message": n.get("message", ""),
+                "templateName": n.get("templateName", ""),
+                "phase": n.get("phase"),
+                "podName": n.get("id"),
+                "finishedAt": n.get("finishedAt", ""),
+            }
+            for n in self.nodes.values()
+            if n.get("type") == "Pod" and n.get("phase") in ("Failed", "Error")
+        ]
+
+    # ----------------------------------------------------------------------------- execution
+
+    async def _execute(
+        self,
+        name: str,
+        display: str,
+        call: Call,
+        boundary: str | None,
+        scope: Mapping[str, str] | None = None,
+        *,
+        root_child: bool = False,
+    ) -> Node:
+        """Run the template ``call`` names as node ``name``; returns the completed node."""
+        existing = self.nodes.get(node_id(self.name, name))
+        if existing is not None and existing.get("phase") in COMPLETED:
+            return existing
+        try:
+            template = await self._resolve(call)
+            inputs = self._inputs(template, call.arguments, scope or {})
+        except (InvalidError, NotFoundError, ValidationError) as exc:
+            node = self._node(name, display, "Pod", call.template, boundary)
+            return self._complete(node, "Error", _message(exc))
+        if (
+            template.retry_strategy is not None
+            and template.kinds()
+            and template.kinds()[0] in ("container", "script")
+        ):
+            return await self._execute_retry(name, display, template, inputs, boundary)
+        return await self._execute_template(name, display, template, inputs, boundary)
+
+    async def _resolve(self, call: Call) -> Template:
+        if call.inline is not None:
+            return call.inline
+        if call.template_ref is not None:
+            ref = call.template_ref
+            spec = WorkflowSpec.model_validate(await self._template_spec(ref.name, bool(ref.cluster_scope)))
+            found = spec.template(ref.template)
+            if found is None:
+                raise NotFoundError(f"template {ref.template!r} not found in {ref.name!r}")
+            return found
+        found = self.spec.template(call.template or "")
+        if found is None:
+            raise InvalidError(f"template {call.template!r} is not defined")
+        return found
+
+    def _inputs(
+        self, template: Template, arguments: Arguments | None, scope: Mapping[str, str]
+    ) -> dict[str, str]:
+        given = {p.name: p for p in (arguments.parameters if arguments else None) or []}
+        values: dict[str, str] = {}
+        for param in (template.inputs.parameters if template.inputs else None) or []:
+            arg = given.get(param.name)
+            value: str | None = None
+            if arg is not None:
+                if arg.value is not None:
+                    value = arg.value
+                elif arg.value_from is not None and arg.value_from.supplied is None:
+                    value = self._param_value(arg, "arguments.parameters")
+            if value is None and param.value is not None:
+                value = param.value
+            if value is None and param.default is not None:
+                value = param.default
+            if value is None and param.value_from is not None:
+                value = self._param_value(param, f"templates.{template.name}.inputs.parameters")
+            if value is None:
+                raise InvalidError(
+                    f"inputs.parameters.{param.name} was not supplied to template {template.name!r}"
+                )
+            value = substitute(value, {**self.globals, **scope})
+            if param.enum and value not in param.enum:
+                raise InvalidError(f"inputs.parameters.{param.name}: {value!r} is not one of {param.enum}")
+            values[param.name] = value
+        return values
+
+    def _template_scope(self, inputs: Mapping[str, str]) -> dict[str, str]:
+        scope = dict(self.globals)
+        for key, value in inputs.items():
+            scope[f"inputs.parameters.{key}"] = value
+        scope["inputs.parameters"] = json.dumps(
+            [{"name": k, "value": v} for k, v in inputs.items()], separators=(",", ":")
+        )
+        return scope
+
+    async def _execute_template(
+        self,
+        name: str,
+        display: str,
+        template: Template,
+        inputs: dict[str, str],
+        boundary: str | None,
+        retries: int | None = None,
+    ) -> Node:
+        kind = template.kinds()[0] if template.kinds() else ""
+        node_type = {"steps": "Steps", "dag": "DAG", "suspend": "Suspend"}.get(kind, "Pod")
+        node = self._node(name, display, node_type, template.name, boundary)
+        if node.get("phase") in COMPLETED:
+            return node
+        if inputs:
+            node["inputs"] = {"parameters": [{"name": k, "value": v} for k, v in inputs.items()]}
+        node["phase"] = "Running"
+        self._changed()
+        scope = self._template_scope(inputs)
+        if retries is not None:
+            scope["retries"] = str(retries)
+        try:
+            if kind in ("container", "script"):
+                return await self._run_pod(node, template, scope)
+            if kind == "steps":
+                return await self._run_steps(node, template, scope)
+            if kind == "dag":
+                return await self._run_dag(node, template, scope)
+            if kind == "suspend":
+                return await self._run_suspend(node, template, scope)
+            return self._complete(
+                node, "Error", f"template type {kind or 'none'!r} is not supported by this controller"
+            )
+        except (ExprError, InvalidError, NotFoundError, ValidationError) as exc:
+            return self._complete(node, "Error", _message(exc))
+
+    async def _execute_retry(
+        self, name: str, display: str, template: Template, inputs: dict[str, str], boundary: str | None
+    ) -> Node:
+        strategy = template.retry_strategy
+        assert strategy is not None
+        node = self._node(name, display, "Retry", template.name, boundary)
+        if node.get("phase") in COMPLETED:
+            return node
+        node["phase"] = "Running"
+        limit_text = substitute(strategy.limit or "", self._template_scope(inputs)) if strategy.limit else ""
+        try:
+            limit = int(limit_text) if limit_text else None
+        except ValueError:
+            return self._complete(node, "Error", f"retryStrategy.limit {limit_text!r} is not an integer")
+        policy = strategy.retry_policy or "OnFailure"
+        backoff = strategy.backoff or {}
+        attempt = 0
+        while True:
+            child = await self._execute_template(
+                f"{name}({attempt})", f"{display}({attempt})", template, inputs, node["id"], retries=attempt
+            )
+            self._add_child(node, child)
+            phase = child.get("phase", "Error")
+            retry = (
+                phase not in SUCCESSFUL
+                and (limit is None or attempt < limit)
+                and (
+                    policy == "Always"
+                    or (policy == "OnFailure" and phase == "Failed")
+                    or (policy in ("OnError", "OnTransientError") and phase == "Error")
+                )
+            )
+            if not retry:
+                node["outboundNodes"] = [child["id"]]
+                message = child.get("message", "")
+                if phase not in SUCCESSFUL and limit is not None and attempt >= limit and limit > 0:
+                    message = f"{message} (retries exhausted: {limit})" if message else "No more retries left"
+                return self._complete(node, phase, message, child.get("outputs"))
+            delay = _backoff_delay(backoff, attempt)
+            if delay:
+                await asyncio.sleep(delay)
+            attempt += 1
+
+    # ----------------------------------------------------------------------------- pods
+
+    async def _run_pod(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        pod = pod_name(self.name, template.name, node["name"])
+        scope["pod.name"] = pod
+        scope["node.name"] = node["name"]
+        for param in (template.outputs.parameters if template.outputs else None) or []:
+            if param.value_from is not None and param.value_from.path:
+                scope[f"outputs.parameters.{param.name}.path"] = param.value_from.path
+        raw = template.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        raw = substitute_all(raw, scope)
+        resolved = Template.model_validate(raw)
+        body = resolved.script or resolved.container
+        assert body is not None
+        argv = list(body.command or []) + list(body.args or [])
+        env: dict[str, str] = {}
+        for var in body.env or []:
+            env[var.name] = self._env_value(var.name, var.value, var.value_from)
+        outputs: list[OutputParameter] = []
+        for param in (resolved.outputs.parameters if resolved.outputs else None) or []:
+            vf = param.value_from
+            if vf is None or not vf.path:
+                if vf is not None and (vf.expression or vf.parameter):
+                    raise InvalidError(
+                        f"output parameter {param.name!r} of {template.name!r}: use valueFrom.path"
+                    )
+                continue
+            outputs.append(OutputParameter(param.name, vf.path, vf.default))
+        timeout = parse_duration(resolved.timeout) or parse_duration(resolved.active_deadline_seconds)
+        step = StepSpec(
+            namespace=self.namespace,
+            workflow=self.name,
+            node_id=node["id"],
+            pod_name=pod,
+            argv=argv,
+            script=resolved.script.source if resolved.script is not None else None,
+            env=env,
+            working_dir=body.working_dir,
+            outputs=outputs,
+            timeout=timeout,
+            image=body.image,
+            template_name=template.name,
+        )
+        result = await self._run_step(step)
+        out: dict[str, Any] = {}
+        if result.exit_code is not None:
+            out["exitCode"] = str(result.exit_code)
+        if result.result is not None:
+            out["result"] = result.result
+        declared = (resolved.outputs.parameters if resolved.outputs else None) or []
+        params = []
+        for param in declared:
+            if param.name in result.parameters:
+                entry: dict[str, Any] = {"name": param.name, "value": result.parameters[param.name]}
+                if param.value_from is not None and param.value_from.path:
+                    entry["valueFrom"] = {"path": param.value_from.path}
+                if param.global_name:
+                    entry["globalName"] = param.global_name
+                    self._set_global_output(param.global_name, result.parameters[param.name])
+                params.append(entry)
+        if params:
+            out["parameters"] = params
+        return self._complete(node, result.phase, result.message, out)
+
+    async def _run_step(self, step: StepSpec) -> StepResult:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._wf_slots is not None:
+                await stack.enter_async_context(self._wf_slots)
+            if self.pod_slots is not None:
+                await stack.enter_async_context(self.pod_slots)
+            return await self.executor.run(step)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _env_value(self, name: str, value: str | None, value_from: dict[str, Any] | None) -> str:
+        if value is not None:
+            return value
+        if value_from:
+            refs = self.references
+            for key, getter in (("secretKeyRef", "secret"), ("configMapKeyRef", "config_map")):
+                sel = value_from.get(key)
+                if sel:
+                    if refs is None:
+                        raise InvalidError(f"env {name}: {key} needs a Secret/ConfigMap resolver")
+                    try:
+                        return str(
+                            getattr(refs, getter)(self.namespace, sel.get("name", ""), sel.get("key", ""))
+                        )
+                    except NotFoundError:
+                        if sel.get("optional"):
+                            return ""
+                        raise
+            raise InvalidError(f"env {name}: only secretKeyRef and configMapKeyRef are supported on the host")
+        return ""
+
+    def _set_global_output(self, name: str, value: str) -> None:
+        self.global_outputs[name] = value
+        self.globals[f"workflow.outputs.parameters.{name}"] = value
+        self.status["outputs"] = {
+            "parameters": [{"name": k, "value": v} for k, v in self.global_outputs.items()]
+        }
+
+    # ----------------------------------------------------------------------------- suspend
+
+    async def _run_suspend(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        assert template.suspend is not None
+        duration = parse_duration(substitute(template.suspend.duration or "", scope))
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._resumes[node["id"]] = waiter
+        self._changed()
+        try:
+            if duration is not None:
+                started = _parse_time(node.get("startedAt")) or time.time()
+                await asyncio.wait({waiter}, timeout=max(0.0, duration - (time.time() - started)))
+            else:
+                await waiter
+        finally:
+            self._resumes.pop(node["id"], None)
+        if node.get("phase") in COMPLETED:  # resumed (or stopped) from outside
+            return node
+        return self._complete(node, "Succeeded")
+
+    # ----------------------------------------------------------------------------- steps
+
+    async def _run_steps(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        assert template.steps is not None
+        limit = asyncio.Semaphore(template.parallelism) if template.parallelism else None
+        previous: list[Node] = []
+        previous_group: Node | None = None
+        for index, group in enumerate(template.steps):
+            group_node = self._node(f"{node['name']}[{index}]", f"[{index}]", "StepGroup", None, node["id"])
+            if previous_group is None:
+                self._add_child(node, group_node)
+            elif previous:
+                for child in previous:
+                    self._add_child(child, group_node)
+            else:
+                self._add_child(previous_group, group_node)
+            group_node["phase"] = "Running"
+            calls: list[tuple[WorkflowStep, list[tuple[str, Any | None]]]] = []
+            for step in group:
+                calls.append((step, self._expand(step, scope)))
+            jobs = []
+            for step, items in calls:
+                for suffix, item in items:
+                    jobs.append(
+                        self._run_call(step, suffix, item, f"{node['name']}[{index}]", node, scope, limit)
+                    )
+            children = list(await asyncio.gather(*jobs))
+            for child in children:
+                self._add_child(group_node, child)
+            for step, items in calls:
+                mine = [c for c in children if c["displayName"].split("(")[0] == step.name]
+                self._record_outputs(
+                    "steps",
+                    step.name,
+                    mine,
+                    looped=bool(items and items[0][1] is not None)
+                    or step.with_items is not None
+                    or step.with_param is not None
+                    or step.with_sequence is not None,
+                    scope=scope,
+                )
+            failed = [
+                c
+                for c in children
+                if c.get("phase") not in SUCCESSFUL
+                and not _continues(self._step_of(calls, c), c.get("phase"))
+            ]
+            if failed:
+                self._complete(group_node, "Failed", f"child '{failed[0]['id']}' failed")
+                node["outboundNodes"] = [x for c in children for x in self._outbound(c)]
+                return self._complete(node, "Failed", f"child '{failed[0]['id']}' failed")
+            self._complete(group_node, "Succeeded")
+            previous, previous_group = children, group_node
+        node["outboundNodes"] = [x for c in previous for x in self._outbound(c)]
+        outputs = self._template_outputs(template, scope)
+        return self._complete(node, "Succeeded", "", outputs)
+
+    @staticmethod
+    def _step_of(
+        calls: list[tuple[WorkflowStep, list[tuple[str, Any | None]]]], child: Node
+    ) -> WorkflowStep | None:
+        base = child["displayName"].split("(")[0]
+        for step, _items in calls:
+            if step.name == base:
+                return step
+        return None
+
+    async def _run_call(
+        self,
+        step: WorkflowStep,
+        suffix: str,
+        item: Any | None,
+        prefix: str,
+        parent: Node,
+        scope: dict[str, str],
+        limit: asyncio.Semaphore | None,
+        separator: str = ".",
+    ) -> Node:
+        name = f"{prefix}{separator}{step.name}{suffix}"
+        display = f"{step.name}{suffix}"
+        existing = self.nodes.get(node_id(self.name, name))
+        if existing is not None and existing.get("phase") in COMPLETED:
+            return existing
+        local = dict(scope)
+        if item is not None:
+            _add_item(local, item)
+        try:
+            if step.when:
+                when = substitute(step.when, local)
+                if not evaluate_when(when):
+                    skipped = self._node(name, display, "Skipped", step.template, parent["id"])
+                    return self._complete(skipped, "Skipped", f"when '{when}' evaluated false")
+            arguments = _substitute_arguments(step.arguments, local)
+        except (ExprError, InvalidError) as exc:
+            errored = self._node(name, display, "Skipped", step.template, parent["id"])
+            return self._complete(errored, "Error", _message(exc))
+        call = Call(
+            template=step.template, template_ref=step.template_ref, inline=step.inline, arguments=arguments
+        )
+        async with limit if limit is not None else contextlib.nullcontext():
+            child = await self._execute(name, display, call, parent["id"], local)
+        if step.on_exit:
+            await self._execute(
+                f"{name}.onExit", f"{display}.onExit", Call(template=step.on_exit), parent["id"], local
+            )
+        return child
+
+    def _expand(self, step: WorkflowStep, scope: Mapping[str, str]) -> list[tuple[str, Any | None]]:
+        """(node name suffix, item) for each expansion of a looped step; [("", None)] otherwise."""
+        items: list[Any] | None = None
+        if step.with_items is not None:
+            items = [substitute_all(i, scope) for i in step.with_items]
+        elif step.with_param is not None:
+            text = substitute(step.with_param, scope)
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ExprError(
+                    f"withParam value could not be parsed as a JSON list: {text[:200]!r}"
+                ) from exc
+            if not isinstance(items, list):
+                raise ExprError(f"withParam value is not a JSON list: {text[:200]!r}")
+        elif step.with_sequence is not None:
+            items = _sequence(step.with_sequence.model_dump(exclude_none=True), scope)
+        if items is None:
+            return [("", None)]
+        return [(f"({i}:{item_label(item)})", item) for i, item in enumerate(items)]
+
+    def _record_outputs(
+        self, prefix: str, name: str, nodes: list[Node], *, looped: bool, scope: dict[str, str]
+    ) -> None:
+        """Put a step's/task's outputs into ``scope`` as ``steps.NAME.*`` / ``tasks.NAME.*``."""
+        base = f"{prefix}.{name}"
+        if not nodes:
+            if looped:
+                scope[f"{base}.outputs.parameters"] = "[]"
+                scope[f"{base}.outputs.result"] = "[]"
+            return
+        if looped:
+            results = [n.get("outputs", {}).get("result") for n in nodes]
+            if any(r is not None for r in results):
+                scope[f"{base}.outputs.result"] = json.dumps(
+                    [r for r in results if r is not None], separators=(",", ":")
+                )
+            params = [
+                {p["name"]: p.get("value", "") for p in n.get("outputs", {}).get("parameters", [])}
+                for n in nodes
+            ]
+            scope[f"{base}.outputs.parameters"] = json.dumps(params, separators=(",", ":"))
+            phases = {n.get("phase") for n in nodes}
+            scope[f"{base}.status"] = "Succeeded" if phases <= SUCCESSFUL else "Failed"
+            return
+        node = nodes[0]
+        outputs = node.get("outputs") or {}
+        scope[f"{base}.id"] = node["id"]
+        scope[f"{base}.status"] = node.get("phase", "")
+        scope[f"{base}.startedAt"] = node.get("startedAt", "")
+        scope[f"{base}.finishedAt"] = node.get("finishedAt", "")
+        if "result" in outputs:
+            scope[f"{base}.outputs.result"] = outputs["result"]
+        if "exitCode" in outputs:
+            scope[f"{base}.exitCode"] = outputs["exitCode"]
+        for param in outputs.get("parameters", []):
+            scope[f"{base}.outputs.parameters.{param['name']}"] = param.get("value", "")
+
+    def _template_outputs(self, template: Template, scope: Mapping[str, str]) -> dict[str, Any] | None:
+        """Outputs of a steps/dag template: parameters with ``valueFrom.parameter``."""
+        params = []
+        for param in (template.outputs.parameters if template.outputs else None) or []:
+            vf = param.value_from
+            value: str | None = None
+            if vf is not None and vf.parameter:
+                try:
+                    value = substitute(vf.parameter, scope)
+                except ExprError:
+                    if vf.default is None:
+                        raise
+                    value = vf.default
+            elif param.value is not None:
+                value = substitute(param.value, scope)
+            if value is None:
+                raise InvalidError(
+                    f"output parameter {param.name!r} of {template.name!r} has no valueFrom.parameter"
+                )
+            params.append({"name": param.name, "value": value})
+            if param.global_name:
+                self._set_global_output(param.global_name, value)
+        return {"parameters": params} if params else None
+
+    # ----------------------------------------------------------------------------- dag
+
+    async def _run_dag(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        assert template.dag is not None
+        tasks = {t.name: t for t in template.dag.tasks}
+        deps = {t.name: _task_deps(t) for t in template.dag.tasks}
+        wanted = set(tasks)
+        if template.dag.target:
+            targets = substitute(template.dag.target, scope).split()
+            wanted = set()
+            todo = list(targets)
+            while todo:
+                name = todo.pop()
+                if name in wanted or name not in tasks:
+                    continue
+                wanted.add(name)
+                todo.extend(deps[name])
+        handled = {d for t in template.dag.tasks if t.depends for d in _explicit_failure_refs(t.depends)}
+        fail_fast = (
+            template.fail_fast if template.fail_fast is not None else (template.dag.fail_fast is not False)
+        )
+        limit = asyncio.Semaphore(template.parallelism) if template.parallelism else None
+        results: dict[str, list[Node]] = {}
+        phase_of: dict[str, str] = {}
+        running: dict[str, asyncio.Task[list[Node]]] = {}
+        failed = False
+
+        def runnable(name: str) -> bool | None:
+            """True: start; False: never (omit); None: wait."""
+            if any(d not in phase_of for d in deps[name]):
+                return None
+            task = tasks[name]
+            if task.depends:
+                return evaluate_depends(
+                    task.depends,
+                    {d: phase_of[d] for d in deps[name]},
+                    {d: [n.get("phase", "") for n in results.get(d, [])] for d in deps[name]},
+                )
+            return all(phase_of[d] in SUCCESSFUL or _continues(tasks[d], phase_of[d]) for d in deps[name])
+
+        while True:
+            for name in [n for n in wanted if n not in phase_of and n not in running]:
+                if failed and fail_fast:
+                    continue
+                ok = runnable(name)
+                if ok is None:
+                    continue
+                if ok is False:
+                    omitted = self._node(
+                        f"{node['name']}.{name}", name, "Skipped", tasks[name].template, node["id"]
+                    )
+                    self._complete(omitted, "Omitted", "omitted: depends condition not met")
+                    self._link_task(node, omitted, deps[name], results)
+                    results[name] = [omitted]
+                    phase_of[name] = "Omitted"
+                    self._record_outputs("tasks", name, [omitted], looped=False, scope=scope)
+                    continue
+                running[name] = asyncio.create_task(self._run_task(tasks[name], node, scope, limit))
+            if not running:
+                break
+            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for name in [n for n, t in running.items() if t in done]:
+                children = running.pop(name).result()
+                results[name] = children
+                for child in children:
+                    self._link_task(node, child, deps[name], results)
+                task = tasks[name]
+                looped = (
+                    task.with_items is not None
+                    or task.with_param is not None
+                    or task.with_sequence is not None
+                )
+                phases = [c.get("phase", "Error") for c in children]
+                if not phases or all(p in SUCCESSFUL for p in phases):
+                    phase = "Succeeded" if not phases or any(p == "Succeeded" for p in phases) else phases[0]
+                elif any(p == "Error" for p in phases):
+                    phase = "Error"
+                else:
+                    phase = "Failed"
+                phase_of[name] = phase
+                self._record_outputs("tasks", name, children, looped=looped, scope=scope)
+                if phase not in SUCCESSFUL and not _continues(task, phase) and name not in handled:
+                    failed = True
+        leaves = [n for n in wanted if not any(n in deps[m] for m in wanted)]
+        node["outboundNodes"] = [
+            x for leaf in leaves for c in results.get(leaf, []) for x in self._outbound(c)
+        ]
+        bad = [
+            n
+            for n in wanted
+            if n in phase_of
+            and phase_of[n] not in SUCCESSFUL
+            and not _continues(tasks[n], phase_of[n])
+            and n not in handled
+        ]
+        if bad or (failed and fail_fast):
+            first = results[bad[0]][0]["id"] if bad and results.get(bad[0]) else node["id"]
+            return self._complete(node, "Failed", f"child '{first}' failed")
+        if any(n not in phase_of for n in wanted):
+            return self._complete(node, "Failed", "some tasks could not run")
+        return self._complete(node, "Succeeded", "", self._template_outputs(template, scope))
+
+    def _link_task(self, dag: Node, child: Node, deps: list[str], results: dict[str, list[Node]]) -> None:
+        if not deps:
+            self._add_child(dag, child)
+            return
+        for dep in deps:
+            for parent in results.get(dep, []):
+                self._add_child(parent, child)
+
+    async def _run_task(
+        self, task: DAGTask, dag: Node, scope: dict[str, str], limit: asyncio.Semaphore | None
+    ) -> list[Node]:
+        try:
+            expansions = self._expand(task, scope)
+        except ExprError as exc:
+            errored = self._node(f"{dag['name']}.{task.name}", task.name, "Skipped", task.template, dag["id"])
+            return [self._complete(errored, "Error", _message(exc))]
+        jobs = [
+            self._run_call(task, suffix, item, dag["name"], dag, scope, limit) for suffix, item in expansions
+        ]
+        return list(await asyncio.gather(*jobs))
+
+    # ----------------------------------------------------------------------------- status writes
+
+    def _changed(self) -> None:
+        self._dirty = True
+        if self._flush_task is None and self.writes > 0:
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        try:
+            wait = self.write_interval - (time.monotonic() - self._last_write)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._flush_task = None
+            if self._dirty:
+                await self._write()
+        except _Deleted:
+            if self._main is not None:
+                self._main.cancel()
+                self._abort_message = "workflow deleted"
+
+    async def _finish(self, phase: str, message: str) -> None:
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            self._flush_task = None
+        self.status["phase"] = phase
+        self.status.setdefault("startedAt", now())
+        self.status["finishedAt"] = now()
+        if message:
+            self.status["message"] = message
+        else:
+            self.status.pop("message", None)
+        root = self.nodes.get(self.name)
+        if root is not None and root.get("phase") not in COMPLETED:
+            self._complete(root, phase, message)
+        await self._write()
+
+    async def _write(self) -> None:
+        """Write our status over the stored object; on a conflict re-read and write again."""
+        async with self._write_lock:
+            self._dirty = False
+            pods = [n for n in self.nodes.values() if n.get("type") == "Pod"]
+            done = sum(1 for n in pods if n.get("phase") in ("Succeeded", "Skipped"))
+            self.status["progress"] = f"{done}/{len(pods)}"
+            obj = self.obj
+            for _attempt in range(10):
+                new = dict(obj)
+                new["status"] = self.status
+                meta = dict(new.get("metadata") or {})
+                labels = dict(meta.get("labels") or {})
+                phase = self.status.get("phase", "")
+                labels[PHASE_LABEL] = phase
+                if phase in WORKFLOW_COMPLETED:
+                    labels[COMPLETED_LABEL] = "true"
+                else:
+                    labels.pop(COMPLETED_LABEL, None)
+                meta["labels"] = labels
+                new["metadata"] = meta
+                try:
+                    self.obj = await self.store.update(new)
+                    self.writes += 1
+                    self._last_write = time.monotonic()
+                    return
+                except ConflictError:
+                    try:
+                        obj = await self.store.get("Workflow", self.namespace, self.name)
+                    except NotFoundError:
+                        raise _Deleted() from None
+                    self.observe(obj)
+                except NotFoundError:
+                    raise _Deleted() from None
+            raise EventBridgeError(f"workflow {self.namespace}/{self.name}: too many write conflicts")
+
+
+class _Deleted(Exception):
+    """The workflow object disappeared from the store."""
+
+
+class Call:
+    """A call of a template: by name, by templateRef, or inline, with arguments."""
+
+    __slots__ = ("arguments", "inline", "template", "template_ref")
+
+    def __init__(
+        self,
+        *,
+        template: str | None = None,
+        template_ref: Any = None,
+        inline: Template | None = None,
+        arguments: Arguments | None = None,
+    ) -> None:
+        self.template = template
+        self.template_ref = template_ref
+        self.inline = inline
+        self.arguments = arguments
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"invalid spec: {where}: {first.get('msg')}"
+    return str(exc)
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _merge_specs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Workflow spec fields over the template's; arguments.parameters merged by name."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if key == "arguments" and isinstance(value, dict):
+            args = dict(merged.get("arguments") or {})
+            params = {p.get("name"): p for p in args.get("parameters") or []}
+            for p in value.get("parameters") or []:
+                params[p.get("name")] = {**params.get(p.get("name"), {}), **p}
+            args["parameters"] = list(params.values())
+            for k, v in value.items():
+                if k != "parameters":
+                    args[k] = v
+            merged["arguments"] = args
+        elif key == "templates" and isinstance(value, list):
+            by_name = {t.get("name"): t for t in merged.get("templates") or []}
+            for t in value:
+                by_name[t.get("name")] = t
+            merged["templates"] = list(by_name.values())
+        else:
+            merged[key] = value
+    return merged
+
+
+def _substitute_arguments(arguments: Arguments | None, scope: Mapping[str, str]) -> Arguments | None:
+    if arguments is None or not arguments.parameters:
+        return arguments
+    params = []
+    for param in arguments.parameters:
+        data = param.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        data = substitute_all(data, scope)
+        params.append(Parameter.model_validate(data))
+    return Arguments(parameters=params)
+
+
+def _add_item(scope: dict[str, str], item: Any) -> None:
+    scope["item"] = item_text(item)
+    if isinstance(item, dict):
+        stack: list[tuple[str, Any]] = [(f"item.{k}", v) for k, v in item.items()]
+        while stack:
+            key, value = stack.pop()
+            scope[key] = item_text(value)
+            if isinstance(value, dict):
+                stack.extend((f"{key}.{k}", v) for k, v in value.items())
+
+
+def _sequence(seq: dict[str, Any], scope: Mapping[str, str]) -> list[str]:
+    def number(key: str) -> int | None:
+        raw = seq.get(key)
+        if raw is None:
+            return None
+        text = substitute(str(raw), scope)
+        try:
+            return int(text)
+        except ValueError:
+            raise ExprError(f"withSequence.{key} {text!r} is not an integer") from None
+
+    count, start, end = number("count"), number("start"), number("end")
+    fmt = seq.get("format")
+    if count is not None:
+        first = start or 0
+        values = list(range(first, first + count))
+    elif end is not None:
+        first = start or 0
+        values = list(range(first, end + 1)) if end >= first else list(range(first, end - 1, -1))
+    else:
+        raise ExprError("withSequence needs count or end")
+    if fmt:
+        try:
+            return [str(fmt) % v for v in values]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ExprError(f"withSequence.format {fmt!r} is not a printf format for one integer") from exc
+    return [str(v) for v in values]
+
+
+def _continues(step: WorkflowStep | None, phase: str | None) -> bool:
+    if step is None or not step.continue_on:
+        return False
+    return bool(
+        (phase == "Failed" and step.continue_on.get("failed"))
+        or (phase == "Error" and step.continue_on.get("error"))
+    )
+
+
+def _task_deps(task: DAGTask) -> list[str]:
+    deps = list(task.dependencies or [])
+    if task.depends:
+        deps += [d for d in depends_names(task.depends) if d not in deps]
+    return deps
+
+
+def _explicit_failure_refs(depends: str) -> list[str]:
+    """Tasks whose failure a depends expression handles (``x.Failed``, ``x.Errored``...)."""
+    return re.findall(
+        r"([A-Za-z0-9_][A-Za-z0-9_-]*)\.(?:Failed|Errored|AllFailed|AnySucceeded|Completed)", depends
+    )
+
+
+def _backoff_delay(backoff: dict[str, Any], attempt: int) -> float:
+    try:
+        base = parse_duration(backoff.get("duration")) or 0.0
+        factor = float(backoff.get("factor") or 1)
+        cap = parse_duration(backoff.get("cap")) if backoff.get("cap") else None
+    except ValueError:
+        return 0.0
+    delay = base * (factor**attempt)
+    return min(delay, cap) if cap else delay
