@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 UNSUPPORTED_KEY = "eventbridge_unsupported"
 
@@ -27,13 +26,20 @@ def unsupported(reason: str = "not supported yet", *, alias: str | None = None) 
     return Field(default=None, alias=alias, json_schema_extra={UNSUPPORTED_KEY: reason})
 
 
+def argo_camel(name: str) -> str:
+    """snake_case -> Argo's camelCase: ``event_bus_name`` -> ``eventBusName``, ``k8s`` stays ``k8s``
+    (pydantic's ``to_camel`` would say ``k8S``), a trailing ``_`` is dropped (``from_`` -> ``from``)."""
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 class ArgoModel(BaseModel):
     """Base for every Argo object and sub-object."""
 
     model_config = ConfigDict(
         extra="allow",
         populate_by_name=True,
-        alias_generator=to_camel,
+        alias_generator=argo_camel,
         serialize_by_alias=True,
     )
 
@@ -54,6 +60,13 @@ class ObjectMeta(ArgoModel):
     resource_version: str | None = None
     creation_timestamp: str | None = None
     generation: int | None = None
+    # Carried so that `kubectl get -o yaml` output loads without "unknown field" noise; unused.
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
+    finalizers: list[str] | None = None
+    owner_references: list[dict[str, Any]] | None = None
+    managed_fields: list[dict[str, Any]] | None = None
+    self_link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
