@@ -1,1 +1,4 @@
-"""sensor."""
+"""The sensor engine: dependencies, filters, conditions, trigger parameters, retries.
+
+Entry point: :class:`eventbridge.sensor.manager.SensorManager`.
+"""

@@ -1,0 +1,276 @@
+"""Trigger parameters, resolved exactly as Argo Events does (``pkg/sensors/triggers/params.go``).
+
+:func:`resolve_param_value` finds a parameter's value in the events that fired a trigger:
+
+1. the dependency has no event (an ``||`` condition): ``value`` if set, otherwise the parameter
+   is skipped silently;
+2. no ``dataKey``/``dataTemplate``/``contextKey``/``contextTemplate``: ``value`` if set,
+   otherwise the whole event as Argo's JSON (``{"context": {...}, "data": "<base64>"}``);
+3. data selectors win over context selectors; the template is tried first (Go templates are
+   not supported yet: treated as a failed template, so Argo's fallback applies), then the
+   gjson key, then ``value``; if all fail the trigger fails.
+
+A key returns objects and arrays as compact JSON, ``null`` as ``null``, scalars as Go prints
+them. With ``useRawData`` a non-string result is inserted as raw JSON (number, bool, object)
+instead of as a string.
+
+:func:`apply_params` writes the values into a resource at ``dest`` (sjson paths: ``a.b.0``,
+``-1`` appends to an array, ``:7`` forces an object key, ``\\.`` escapes a dot) with the
+``operation`` overwrite (default), append (existing + new) or prepend (new + existing).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from eventbridge.errors import ExprError, PermanentError
+from eventbridge.events import Event
+from eventbridge.expr.paths import compact_json, go_string, go_type, lookup, value_text
+from eventbridge.models.sensor import TriggerParameter, TriggerParameterSource
+
+log = logging.getLogger(__name__)
+
+STRING_TYPE = "String"
+JSON_CONTENT_TYPES = ("application/json", "application/yaml", "text/yaml", "application/x-yaml")
+
+
+@dataclass(frozen=True, slots=True)
+class ParamValue:
+    """A resolved value: its text and gjson type (``String`` unless it came from a key)."""
+
+    text: str
+    type: str = STRING_TYPE
+
+
+def argo_context(event: Event) -> dict[str, str]:
+    """The event context as Argo marshals it (``time`` in UTC RFC 3339 seconds, like metav1.Time)."""
+    context = event.context()
+    context["time"] = event.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return context
+
+
+def event_data_bytes(event: Event) -> bytes:
+    """The event data as the raw JSON bytes Argo carries (compact)."""
+    if isinstance(event.data, bytes):
+        return event.data
+    return compact_json(event.data).encode()
+
+
+def whole_event_json(event: Event) -> str:
+    """Argo's ``json.Marshal(event)``: the context plus ``data`` as base64 of the JSON bytes."""
+    payload = {
+        "context": argo_context(event),
+        "data": base64.b64encode(event_data_bytes(event)).decode(),
+    }
+    return compact_json(payload)
+
+
+def _event_data(event: Event) -> Any:
+    """Argo's ``renderEventDataAsJSON``: only JSON and YAML data can be parameterized."""
+    if event.datacontenttype not in JSON_CONTENT_TYPES:
+        raise PermanentError(f"unsupported event content type: {event.datacontenttype}")
+    return event.data
+
+
+def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, Event]) -> ParamValue | None:
+    """Resolve one parameter source; ``None`` means "skip this parameter".
+
+    Raises :class:`PermanentError` when neither template, key nor ``value`` gives a value.
+    """
+    event = events.get(src.dependency_name)
+    if event is None:
+        if src.value is not None:
+            return ParamValue(src.value)
+        return None
+    if not (src.context_key or src.data_key or src.data_template or src.context_template):
+        if src.value is not None:
+            return ParamValue(src.value)
+        return ParamValue(whole_event_json(event))
+
+    key = ""
+    template = ""
+    payload: Any = None
+    failure: str | None = None
+    if src.context_key or src.context_template:
+        key, template = src.context_key or "", src.context_template or ""
+        payload = argo_context(event)
+    if src.data_key or src.data_template:
+        key, template = src.data_key or "", src.data_template or ""
+        try:
+            payload = _event_data(event)
+        except PermanentError as err:
+            failure = str(err)
+    if failure is not None:
+        if src.value is not None:
+            log.debug("parameter of %s: %s; using the default value", src.dependency_name, failure)
+            return ParamValue(src.value)
+        raise PermanentError(f"unable to resolve '{src.dependency_name}' parameter value: {failure}")
+
+    if template:
+        failure = "Go templates (dataTemplate/contextTemplate) are not supported yet"
+        log.debug("parameter of %s: %s; falling back to key or value", src.dependency_name, failure)
+    if key:
+        try:
+            found, value = lookup(payload, key)
+        except ExprError as err:
+            found, value, failure = False, None, str(err)
+        if found:
+            return ParamValue(value_text(value), go_type(value))
+        failure = f"key {key} does not exist in the event payload" if failure is None else failure
+    if src.value is not None:
+        return ParamValue(src.value)
+    raise PermanentError(f"unable to resolve '{src.dependency_name}' parameter value: {failure}")
+
+
+# ---------------------------------------------------------------------------------------------
+# sjson-style paths
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    key: str
+    forced_key: bool  # ``:7`` -> object key "7", never an array index
+
+    @property
+    def index(self) -> int | None:
+        if self.forced_key:
+            return None
+        if self.key == "-1":
+            return -1
+        if self.key.isdigit():
+            return int(self.key)
+        return None
+
+
+def split_path(path: str) -> list[_Part]:
+    """Split an sjson path on unescaped dots; ``\\.`` and ``\\:`` are literal, ``:`` forces a key."""
+    if path == "":
+        raise PermanentError("parameter dest is empty: give a path such as spec.arguments.parameters.0.value")
+    parts: list[_Part] = []
+    current: list[str] = []
+    forced = False
+    position = 0
+    while position < len(path):
+        char = path[position]
+        if char == "\\" and position + 1 < len(path):
+            current.append(path[position + 1])
+            position += 2
+            continue
+        if char == ":" and not current and not forced:
+            forced = True
+        elif char == ".":
+            parts.append(_Part("".join(current), forced))
+            current, forced = [], False
+        else:
+            current.append(char)
+        position += 1
+    parts.append(_Part("".join(current), forced))
+    return parts
+
+
+def get_path(document: Any, path: str) -> tuple[bool, Any]:
+    """Read an sjson ``path`` (used by append/prepend to find the current value)."""
+    node = document
+    for part in split_path(path):
+        if isinstance(node, dict):
+            if part.key not in node:
+                return False, None
+            node = node[part.key]
+        elif isinstance(node, list):
+            index = part.index
+            if index is None or index < 0 or index >= len(node):
+                return False, None
+            node = node[index]
+        else:
+            return False, None
+    return True, node
+
+
+def set_path(document: Any, path: str, value: Any) -> Any:
+    """Set ``value`` at an sjson ``path`` in ``document`` (mutated in place and returned).
+
+    Missing containers are created: an array when the next part is an index (or ``-1``),
+    otherwise an object. Setting past the end of an array pads it with ``null``.
+    """
+    parts = split_path(path)
+    if not isinstance(document, dict | list):
+        raise PermanentError(f"cannot set {path!r}: the document is not an object or an array")
+    node: Any = document
+    for position, part in enumerate(parts):
+        last = position == len(parts) - 1
+        following = None if last else parts[position + 1]
+
+        def fresh(following: _Part | None = following) -> Any:
+            return [] if following is not None and following.index is not None else {}
+
+        if isinstance(node, dict):
+            if last:
+                node[part.key] = value
+                return document
+            child = node.get(part.key)
+            if not isinstance(child, dict | list):
+                child = fresh()
+                node[part.key] = child
+            node = child
+            continue
+        # node is a list
+        index = part.index
+        if index is None:
+            raise PermanentError(f"cannot set {path!r}: {part.key!r} is not an index of an array")
+        if index == -1:
+            index = len(node)
+        while len(node) <= index:
+            node.append(None)
+        if last:
+            node[index] = value
+            return document
+        if not isinstance(node[index], dict | list):
+            node[index] = fresh()
+        node = node[index]
+    return document
+
+
+# ---------------------------------------------------------------------------------------------
+# applying parameters
+# ---------------------------------------------------------------------------------------------
+
+
+def apply_params(
+    document: Mapping[str, Any] | list[Any],
+    parameters: Sequence[TriggerParameter] | None,
+    events: Mapping[str, Event],
+) -> Any:
+    """Return a copy of ``document`` with every parameter applied in order (Argo's ApplyParams)."""
+    result = copy.deepcopy(document)
+    for parameter in parameters or []:
+        if parameter.src is None:
+            raise PermanentError(f"parameter for {parameter.dest!r} has no src")
+        resolved = resolve_param_value(parameter.src, events)
+        if resolved is None:
+            continue
+        text, kind = resolved.text, resolved.type
+        operation = parameter.operation or "overwrite"
+        if operation in ("append", "prepend"):
+            found, current = get_path(result, parameter.dest)
+            if found:
+                kind = STRING_TYPE
+                text = go_string(current) + text if operation == "append" else text + go_string(current)
+        elif operation != "overwrite":
+            raise PermanentError(f"unsupported trigger parameter operation: {operation}")
+        if kind != STRING_TYPE and parameter.src.use_raw_data:
+            try:
+                value: Any = json.loads(text)
+            except ValueError as err:
+                raise PermanentError(f"value for {parameter.dest!r} is not valid JSON: {err}") from None
+        else:
+            value = text
+        set_path(result, parameter.dest, value)
+    return result

@@ -1,0 +1,125 @@
+"""The trigger interface and the registry of trigger types, keyed by Argo's template keys.
+
+A trigger type is one module that subclasses :class:`TriggerAction` and registers itself::
+
+    @TRIGGERS.register("log")
+    class LogTrigger(TriggerAction): ...
+
+The sensor engine makes one action per (sensor, trigger) when the sensor starts, calls
+:meth:`TriggerAction.execute` once per firing (with the trigger-level ``parameters`` already
+applied to the template), and :meth:`TriggerAction.close` when the sensor stops.
+
+Errors: raise :class:`eventbridge.errors.PermanentError` when retrying cannot help (bad
+resource, conflict) and :class:`eventbridge.errors.TemporaryError` when it may (a server is
+down); the engine retries according to ``retryStrategy``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from eventbridge.events import Event
+from eventbridge.models.base import References
+from eventbridge.models.sensor import Sensor, Trigger, TriggerParameter, TriggerTemplate
+from eventbridge.registry import Registry
+from eventbridge.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerServices:
+    """What trigger implementations may use: the workflow store and secret/configmap lookup."""
+
+    store: Store
+    references: References
+
+
+def firing_key(sensor: Sensor, trigger_name: str, events: Mapping[str, Event]) -> str:
+    """A stable id of one firing: sha256 over the sensor, the trigger and the events that fired it.
+
+    Each event is identified by its dependency name and its bus identity (namespace, source,
+    subject, id), so replaying the same events always gives the same key.
+    """
+    identities = sorted(
+        [dependency, event.namespace, event.source, event.subject, event.id]
+        for dependency, event in events.items()
+    )
+    material = json.dumps(
+        [sensor.namespace, sensor.name, trigger_name, identities], separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+#: Applies trigger parameters, resolved against the firing's events, to a copy of a document.
+#: The sensor engine provides it (parameter resolution lives in :mod:`eventbridge.sensor.params`,
+#: a layer above the triggers).
+ParameterApplier = Callable[[Any, Sequence[TriggerParameter] | None], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerCall:
+    """One firing of a trigger."""
+
+    sensor: Sensor
+    trigger: Trigger
+    #: the trigger's template after the trigger-level ``parameters`` were applied
+    template: TriggerTemplate
+    #: dependency name -> the event that satisfied it
+    events: Mapping[str, Event]
+    #: ``apply_params(document, parameters)`` -> a parameterized copy of ``document``
+    apply_params: ParameterApplier
+
+    @property
+    def key(self) -> str:
+        return firing_key(self.sensor, self.template.name, self.events)
+
+    @property
+    def event_ids(self) -> list[str]:
+        return sorted(event.id for event in self.events.values())
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerOutcome:
+    """What a firing did, for logs and traces (``created Workflow argo/ci-1a2b``)."""
+
+    summary: str
+    #: ``kind namespace/name`` of objects created or found
+    objects: tuple[str, ...] = field(default=())
+    #: True when the firing had already happened (replay) and nothing new was done
+    replayed: bool = False
+
+
+class TriggerAction:
+    """Base class of a trigger type. Subclasses set :attr:`key` and implement :meth:`execute`."""
+
+    #: Argo's key under ``template`` (``argoWorkflow``, ``log``, ``http``...)
+    key: ClassVar[str] = ""
+
+    def __init__(self, sensor: Sensor, trigger: Trigger, services: TriggerServices) -> None:
+        self.sensor = sensor
+        self.trigger = trigger
+        self.services = services
+
+    async def execute(self, call: TriggerCall) -> TriggerOutcome:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release connections (nothing by default)."""
+
+
+#: Trigger types by Argo's template key.
+TRIGGERS: Registry[type[TriggerAction]] = Registry("trigger type")
+
+
+def action_for(sensor: Sensor, trigger: Trigger, services: TriggerServices) -> TriggerAction | None:
+    """Instantiate the registered action for the trigger's type, or ``None`` if unsupported."""
+    if trigger.template is None:
+        return None
+    for key in trigger.template.type_keys():
+        action_type = TRIGGERS.get(key)
+        if action_type is not None:
+            return action_type(sensor, trigger, services)
+    return None
