@@ -230,9 +230,6 @@ def lint(paths: tuple[Path, ...]) -> None:
     text = format_diagnostics(diagnostics)
     if text:
         click.echo(text)
-    errors = sum(d.severity == "error" for d in diagnostics)
-    warnings = len(diagnostics) - errors
-    click.echo(f"{errors} error(s), {warnings} warning(s)", err=True)
     sys.exit(code)
 
 

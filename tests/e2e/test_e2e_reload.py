@@ -67,9 +67,10 @@ def test_changes_apply_live_and_broken_files_keep_last_good(eventbridge: Process
                          and "error" in eventbridge.log.read_text().lower(), 15, "the error report")
     time.sleep(0.5)
     assert endpoint_status(eventbridge, "/two") == 200
+    # Three events so far (/one, the /two probe, the one after the break), all fired by "alpha".
     eventbridge.wait_for(
-        lambda: any(w["metadata"]["name"].startswith("alpha-") and finished(w)
-                    for w in eventbridge.workflows()[:1]) and len(eventbridge.workflows()) == 2,
+        lambda: len(eventbridge.workflows()) == 3
+        and all(w["metadata"]["name"].startswith("alpha-") and finished(w) for w in eventbridge.workflows()),
         30, "the old sensor to fire",
     )
 
