@@ -179,16 +179,35 @@ def cli(log_level: str) -> None:
 
 
 @cli.command()
-@click.option("-f", "--file", "paths", multiple=True, type=click.Path(path_type=Path),
-              help="Manifest file or folder (repeatable). Default: ./sensors/")
-@click.option("--state-dir", envvar="EVENTBRIDGE_STATE_DIR", default=".eventbridge", show_default=True,
-              type=click.Path(path_type=Path), help="Where the event log, store and step logs live.")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="EVENTBRIDGE_HOST",
-              help="Address of the API server.")
-@click.option("--port", default=2746, show_default=True, type=int, envvar="EVENTBRIDGE_PORT",
-              help="Port of the API server.")
-@click.option("--webhook-host", default="0.0.0.0", show_default=True, envvar="EVENTBRIDGE_WEBHOOK_HOST",
-              help="Address the webhook event sources listen on.")
+@click.option(
+    "-f",
+    "--file",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Manifest file or folder (repeatable). Default: ./sensors/",
+)
+@click.option(
+    "--state-dir",
+    envvar="EVENTBRIDGE_STATE_DIR",
+    default=".eventbridge",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where the event log, store and step logs live.",
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="EVENTBRIDGE_HOST", help="Address of the API server."
+)
+@click.option(
+    "--port", default=2746, show_default=True, type=int, envvar="EVENTBRIDGE_PORT", help="Port of the API server."
+)
+@click.option(
+    "--webhook-host",
+    default="0.0.0.0",
+    show_default=True,
+    envvar="EVENTBRIDGE_WEBHOOK_HOST",
+    help="Address the webhook event sources listen on.",
+)
 @click.option("--no-watch", is_flag=True, help="Do not reload manifests when files change.")
 def up(paths: tuple[Path, ...], state_dir: Path, host: str, port: int, webhook_host: str, no_watch: bool) -> None:
     """Run everything in one process: sources, sensors, controller, API."""
@@ -209,8 +228,11 @@ def up(paths: tuple[Path, ...], state_dir: Path, host: str, port: int, webhook_h
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with EmbeddedRuntime(settings) as runtime:
-            click.echo(f"eventbridge {__version__} up: API {runtime.api_url}, manifests from "
-                       f"{', '.join(str(p) for p in settings.paths)}, state in {settings.state_dir}", err=True)
+            click.echo(
+                f"eventbridge {__version__} up: API {runtime.api_url}, manifests from "
+                f"{', '.join(str(p) for p in settings.paths)}, state in {settings.state_dir}",
+                err=True,
+            )
             await stop.wait()
             click.echo("stopping", err=True)
 
@@ -235,8 +257,14 @@ def lint(paths: tuple[Path, ...]) -> None:
 
 @cli.command()
 @click.argument("file")
-@click.option("-f", "--file", "paths", multiple=True, type=click.Path(path_type=Path),
-              help="Templates, ConfigMaps and Secrets the workflow refers to (repeatable).")
+@click.option(
+    "-f",
+    "--file",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Templates, ConfigMaps and Secrets the workflow refers to (repeatable).",
+)
 @click.option("-p", "--parameter", "params", multiple=True, help="NAME=VALUE workflow argument (repeatable).")
 @output_option
 def run(file: str, paths: tuple[Path, ...], params: tuple[str, ...], output: str | None) -> None:

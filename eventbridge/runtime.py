@@ -233,8 +233,9 @@ async def upsert(store: Store, manifest: Manifest, file: str) -> Object:
 async def submit_once(store: Store, manifest: Workflow, file: str) -> None:
     """A Workflow found in a watched file is created once (by name), as `kubectl apply` would."""
     if not manifest.metadata.name:
-        log.warning("%s: Workflow with only generateName is not submitted from watched files; "
-                    "use `eventbridge submit`", file)
+        log.warning(
+            "%s: Workflow with only generateName is not submitted from watched files; use `eventbridge submit`", file
+        )
         return
     obj = manifest.dump()
     obj.setdefault("metadata", {})["namespace"] = manifest.namespace
@@ -242,11 +243,11 @@ async def submit_once(store: Store, manifest: Workflow, file: str) -> None:
         await store.create(obj)
 
 
-async def wait_for_workflow(store: Store, namespace: str, name: str, timeout: float | None = None) -> Object:
-    """Wait until a workflow has finished and return it."""
+async def wait_for_workflow(store: Store, namespace: str, name: str, deadline: float | None = None) -> Object:
+    """Wait until a workflow has finished (at most ``deadline`` seconds) and return it."""
     stream = store.watch("Workflow", namespace)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(deadline):
             current = await store.get("Workflow", namespace, name)
             while (current.get("status") or {}).get("phase") not in _FINISHED:
                 change = await anext(stream)

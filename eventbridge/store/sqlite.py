@@ -133,9 +133,11 @@ class SqliteStore:
         return self._conn
 
     def _get(self, kind: str, namespace: str, name: str) -> Object:
-        row = self._db().execute(
-            "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
-        ).fetchone()
+        row = (
+            self._db()
+            .execute("SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name))
+            .fetchone()
+        )
         if row is None:
             raise NotFoundError(f"{kind} {namespace}/{name} not found")
         result: Object = json.loads(row[0])
@@ -143,13 +145,15 @@ class SqliteStore:
 
     def _list(self, kind: str, namespace: str | None) -> list[Object]:
         if namespace is None:
-            rows = self._db().execute(
-                "SELECT body FROM objects WHERE kind=? ORDER BY namespace, name", (kind,)
-            ).fetchall()
+            rows = (
+                self._db().execute("SELECT body FROM objects WHERE kind=? ORDER BY namespace, name", (kind,)).fetchall()
+            )
         else:
-            rows = self._db().execute(
-                "SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace)
-            ).fetchall()
+            rows = (
+                self._db()
+                .execute("SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace))
+                .fetchall()
+            )
         return [json.loads(r[0]) for r in rows]
 
     async def get(self, kind: str, namespace: str, name: str) -> Object:
@@ -287,7 +291,8 @@ class SqliteStore:
             "INSERT OR REPLACE INTO objects(kind, namespace, name, rv, body) VALUES (?, ?, ?, ?, ?)",
             (kind, namespace, name, self._rv, json.dumps(obj, separators=(",", ":"))),
         )
-        return obj
+        stored: Object = obj
+        return stored
 
     @staticmethod
     def _free_name(conn: sqlite3.Connection, kind: str, namespace: str, prefix: str) -> str:

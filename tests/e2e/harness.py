@@ -24,8 +24,9 @@ def free_port() -> int:
         return port
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 10
+) -> tuple[int, dict[str, str], bytes]:
     """One HTTP request; returns (status, headers, body) for every status."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -62,10 +63,26 @@ class Process:
         env = {**os.environ, "EVENTBRIDGE_LOG_LEVEL": "info"}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "eventbridge", "up", "-f", str(self.manifests),
-                 "--state-dir", str(self.state), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--webhook-host", "127.0.0.1"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp,
+                [
+                    sys.executable,
+                    "-m",
+                    "eventbridge",
+                    "up",
+                    "-f",
+                    str(self.manifests),
+                    "--state-dir",
+                    str(self.state),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--webhook-host",
+                    "127.0.0.1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.tmp,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -109,7 +126,9 @@ class Process:
 
     def post_event(self, endpoint: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         status, _, raw = http(
-            "POST", f"http://127.0.0.1:{self.webhook_port}{endpoint}", json.dumps(payload).encode(),
+            "POST",
+            f"http://127.0.0.1:{self.webhook_port}{endpoint}",
+            json.dumps(payload).encode(),
             {"Content-Type": "application/json", **(headers or {})},
         )
         return status, json.loads(raw) if raw.strip() else None
@@ -131,17 +150,18 @@ class Process:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "eventbridge", *args],
-            capture_output=True, text=True, timeout=60, cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.tmp,
             env={**os.environ, "EVENTBRIDGE_SERVER": self.url},
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"eventbridge {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"eventbridge {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
 
 def finished(workflow: dict[str, Any]) -> bool:
     return (workflow.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Error")
-
-
-

@@ -32,8 +32,9 @@ spec:
 
 
 def eventbridge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "eventbridge", *args], capture_output=True, text=True,
-                          timeout=60, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "eventbridge", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
 
 
 def test_run_succeeds_with_parameters(tmp_path: Path) -> None:

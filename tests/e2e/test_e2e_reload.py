@@ -63,15 +63,24 @@ def test_changes_apply_live_and_broken_files_keep_last_good(eventbridge: Process
 
     # Break the sensor file: it is reported and the previous sensor keeps firing.
     eventbridge.write("sensor.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Sensor\nmetadata: {name: hooks\n")
-    eventbridge.wait_for(lambda: "sensor.yaml" in eventbridge.log.read_text().split("the new endpoint")[-1]
-                         and "error" in eventbridge.log.read_text().lower(), 15, "the error report")
+    eventbridge.wait_for(
+        lambda: (
+            "sensor.yaml" in eventbridge.log.read_text().split("the new endpoint")[-1]
+            and "error" in eventbridge.log.read_text().lower()
+        ),
+        15,
+        "the error report",
+    )
     time.sleep(0.5)
     assert endpoint_status(eventbridge, "/two") == 200
     # Three events so far (/one, the /two probe, the one after the break), all fired by "alpha".
     eventbridge.wait_for(
-        lambda: len(eventbridge.workflows()) == 3
-        and all(w["metadata"]["name"].startswith("alpha-") and finished(w) for w in eventbridge.workflows()),
-        30, "the old sensor to fire",
+        lambda: (
+            len(eventbridge.workflows()) == 3
+            and all(w["metadata"]["name"].startswith("alpha-") and finished(w) for w in eventbridge.workflows())
+        ),
+        30,
+        "the old sensor to fire",
     )
 
     # Fix it with a new prefix: new events use the new version.
@@ -80,5 +89,6 @@ def test_changes_apply_live_and_broken_files_keep_last_good(eventbridge: Process
     assert endpoint_status(eventbridge, "/two") == 200
     eventbridge.wait_for(
         lambda: any(w["metadata"]["name"].startswith("beta-") for w in eventbridge.workflows()),
-        30, "the fixed sensor to fire",
+        30,
+        "the fixed sensor to fire",
     )

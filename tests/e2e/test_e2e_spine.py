@@ -150,7 +150,7 @@ def test_webhook_bad_input_is_refused_and_enqueues_nothing(eventbridge: Process)
     status, _, raw = http("POST", base + "/push", b'{"text": "authorised"}', good)
     assert status == 200, raw
     [workflow] = succeeded(eventbridge)
-    result = [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod"][0]["outputs"]["result"]
+    result = next(n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod")["outputs"]["result"]
     assert result == "got authorised"
     assert "s3cr3t" not in eventbridge.log.read_text()
 
@@ -159,16 +159,27 @@ def test_api_errors(eventbridge: Process) -> None:
     eventbridge.start()
     status, body = eventbridge.api("GET", "/api/v1/workflows/default/nope")
     assert status == 404 and body["message"]
-    status, _, raw = http("POST", eventbridge.url + "/api/v1/workflows/default", b"{oops",
-                          {"Content-Type": "application/json"})
+    status, _, raw = http(
+        "POST", eventbridge.url + "/api/v1/workflows/default", b"{oops", {"Content-Type": "application/json"}
+    )
     assert status == 400 and json.loads(raw)["message"]
     status, body = eventbridge.api("GET", "/api/v1/nothing-here")
     assert status == 404 and body["message"]
     status, body = eventbridge.api("GET", "/api/v1/workflows/..%2F..%2Fetc")
     assert status in (400, 404)
-    status, body = eventbridge.api("POST", "/api/v1/workflows/default", {"workflow": {
-        "metadata": {"generateName": "bad-"}, "spec": {"entrypoint": "missing", "templates": [
-            {"name": "main", "container": {"image": "x", "command": ["true"]}}]}}})
+    status, body = eventbridge.api(
+        "POST",
+        "/api/v1/workflows/default",
+        {
+            "workflow": {
+                "metadata": {"generateName": "bad-"},
+                "spec": {
+                    "entrypoint": "missing",
+                    "templates": [{"name": "main", "container": {"image": "x", "command": ["true"]}}],
+                },
+            }
+        },
+    )
     assert status == 400 and "missing" in body["message"]
     status, body = eventbridge.api("DELETE", "/api/v1/workflows/default/nope")
     assert status == 404
