@@ -1,0 +1,34 @@
+"""The ``eventbridge`` command: argo-like verbs over the embedded process and its API.
+
+``up``, ``lint`` and ``run`` work locally (``local.py``); workflow verbs (``workflows.py``) and the
+``template``/``cluster-template``/``cron`` groups (``templates.py``) talk to a server's HTTP API
+(``--server``, env ``EVENTBRIDGE_SERVER``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import click
+
+from eventbridge import __version__
+from eventbridge.cli import local, templates, workflows
+from eventbridge.cli.common import setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="eventbridge")
+@click.option("--log-level", default="info", show_default=True, envvar="EVENTBRIDGE_LOG_LEVEL")
+def cli(log_level: str) -> None:
+    """Argo Events-style triggers with a bundled Argo Workflows controller."""
+    setup_logging(log_level)
+
+
+for _command in [local.up, local.lint, local.run, *workflows.COMMANDS, *templates.COMMANDS]:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    with contextlib.suppress(KeyboardInterrupt):
+        cli.main(prog_name="eventbridge")
