@@ -30,4 +30,5 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
 test: lint
+	scripts/ui_test_deps.sh $(BIN)/python
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -30,6 +30,7 @@ from eventbridge.models.sensor import Sensor
 from eventbridge.models.workflow import Workflow
 from eventbridge.sensor.manager import SensorManager
 from eventbridge.server.app import ApiContext, build_app
+from eventbridge.server.auth import load_auth
 from eventbridge.sources.manager import SourceManager
 from eventbridge.store.base import Object, Store
 from eventbridge.store.sqlite import SqliteStore
@@ -53,6 +54,7 @@ class Settings:
     port: int = 2746
     webhook_host: str = "0.0.0.0"
     watch: bool = True
+    auth_file: Path | None = None
 
 
 class LiveReferences:
@@ -140,7 +142,17 @@ class EmbeddedRuntime:
         await self.controller.start()
         # Sensors subscribe before the sources open their ports, so no first event is missed.
         await self.reload()
-        app = build_app(ApiContext(store=self.store, executor=self.executor))
+        app = build_app(
+            ApiContext(
+                store=self.store,
+                executor=self.executor,
+                bus=self.bus,
+                eventsources=lambda: self.manifests.of(EventSource),
+                sensors=lambda: self.manifests.of(Sensor),
+                sources=self.sources,
+                auth=load_auth(self.settings.auth_file),
+            )
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -139,8 +140,12 @@ class Client:
 
     def _open(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        token = os.environ.get("EVENTBRIDGE_TOKEN", "")
+        if token:
+            headers["Authorization"] = token if token.startswith("Bearer ") else f"Bearer {token}"
         request = urllib.request.Request(  # noqa: S310 - the URL is the user's own server
-            self.server + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            self.server + path, data=data, method=method, headers=headers
         )
         try:
             return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310

@@ -41,7 +41,21 @@ from eventbridge.errors import EventBridgeError
     help="Address the webhook event sources listen on.",
 )
 @click.option("--no-watch", is_flag=True, help="Do not reload manifests when files change.")
-def up(paths: tuple[Path, ...], state_dir: Path, host: str, port: int, webhook_host: str, no_watch: bool) -> None:
+@click.option(
+    "--auth-file",
+    envvar="EVENTBRIDGE_AUTH_FILE",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Bearer tokens for the API and UI, one per line: TOKEN [read|write] [namespaces=a,b].",
+)
+def up(
+    paths: tuple[Path, ...],
+    state_dir: Path,
+    host: str,
+    port: int,
+    webhook_host: str,
+    no_watch: bool,
+    auth_file: Path | None,
+) -> None:
     """Run everything in one process: sources, sensors, controller, API."""
     from eventbridge.runtime import EmbeddedRuntime, Settings
 
@@ -52,6 +66,7 @@ def up(paths: tuple[Path, ...], state_dir: Path, host: str, port: int, webhook_h
         port=port,
         webhook_host=webhook_host,
         watch=not no_watch,
+        auth_file=auth_file,
     )
 
     async def serve() -> None:

@@ -1,207 +1,239 @@
-"""The HTTP API, on argo-server's paths and JSON shapes where they exist.
+"""The HTTP application: argo-server's REST API, our event API, the web UI and ``/metrics``.
 
-Errors are short JSON objects in grpc-gateway's shape, as argo-server sends them:
-``{"code": <grpc code>, "message": "..."}`` with the matching HTTP status.
+``build_app(ApiContext(store=..., executor=..., ...))`` returns the aiohttp application; the
+runtime serves it. Errors are short JSON objects in grpc-gateway's shape, as argo-server sends
+them (``{"code": <grpc code>, "error": "...", "message": "..."}``) with the matching HTTP status;
+UI pages get an HTML error page instead. ``/api/v1/openapi.json`` describes every route served.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-import re
+import platform
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from eventbridge import __version__
-from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError
-from eventbridge.executors.base import Executor
-from eventbridge.models.kinds import parse_manifest
-from eventbridge.store.base import Object, Store
+from eventbridge import __version__, metrics
+from eventbridge.errors import AlreadyExistsError, ConflictError, EventBridgeError, InvalidError, NotFoundError
+from eventbridge.server import api_events, api_templates, api_workflows, auth, ui
+from eventbridge.server.context import CLOSING, CONTEXT, MAX_BODY_BYTES, ApiContext, context, error
+from eventbridge.store.base import Object
+
+__all__ = ["CONTEXT", "MAX_BODY_BYTES", "ApiContext", "build_app", "error"]
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-
-# grpc codes used by argo-server's gateway
-_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 409: 6, 413: 8, 500: 13}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass(frozen=True)
-class ApiContext:
-    """What the API needs from the running process."""
-
-    store: Store
-    executor: Executor
+def _wants_json(request: web.Request) -> bool:
+    if request.path.startswith("/api/") or request.path == "/metrics":
+        return True
+    return "text/html" not in request.headers.get("Accept", "") and "HX-Request" not in request.headers
 
 
-CONTEXT: web.AppKey[ApiContext] = web.AppKey("context", ApiContext)
-
-
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"code": _GRPC.get(status, 2), "message": message}, status=status)
+def render_error(request: web.Request, status: int, message: str) -> web.StreamResponse:
+    """JSON for API clients, an HTML page for browsers (401 sends a browser to the login page)."""
+    if _wants_json(request) or not context(request).ui:
+        return error(status, message)
+    if status == 401:
+        raise web.HTTPSeeOther(f"/login?next={request.path_qs}")
+    return ui.error_page(request, status, message)
 
 
 @web.middleware
-async def errors_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Turn project errors and aiohttp's HTTP errors into short JSON answers."""
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn project errors and aiohttp's HTTP errors into short JSON answers (or error pages)."""
+    limit = context(request).max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return render_error(request, 413, f"request body is larger than {limit} bytes")
     try:
         return await handler(request)
     except NotFoundError as exc:
-        return error(404, str(exc))
-    except AlreadyExistsError as exc:
-        return error(409, str(exc))
-    except ConflictError as exc:
-        return error(409, str(exc))
+        return render_error(request, 404, str(exc))
+    except (AlreadyExistsError, ConflictError) as exc:
+        return render_error(request, 409, str(exc))
     except InvalidError as exc:
-        return error(400, str(exc))
+        return render_error(request, 400, str(exc))
     except web.HTTPRequestEntityTooLarge:
-        return error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+        return render_error(request, 413, f"request body is larger than {limit} bytes")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return error(exc.status, exc.reason)
+            return render_error(request, exc.status, exc.reason)
         raise
+    except EventBridgeError as exc:
+        log.warning("request %s %s failed: %s", request.method, request.path, exc)
+        return render_error(request, 500, str(exc))
 
 
-def _name_param(request: web.Request, key: str) -> str:
-    value = request.match_info[key]
-    if not _NAME.match(value):
-        raise InvalidError(f"invalid {key} {value!r}: must be a lowercase RFC 1123 name")
-    return value
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidError(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidError("request body must be a JSON object")
-    return body
-
-
-def _list_response(items: list[Object]) -> web.Response:
-    return web.json_response({"metadata": {}, "items": items})
-
-
-# workflows --------------------------------------------------------------------------------
-
-
-async def list_workflows(request: web.Request) -> web.Response:
-    store = request.app[CONTEXT].store
-    namespace = _name_param(request, "namespace")
-    labels = _label_selector(request.query.get("listOptions.labelSelector", ""))
-    items = await store.list("Workflow", namespace, labels)
-    items.sort(key=lambda o: o["metadata"].get("creationTimestamp", ""), reverse=True)
-    return _list_response(items)
-
-
-def _label_selector(text: str) -> dict[str, str]:
-    """Equality-based selectors (``a=b,c==d``), which is what argo list sends."""
-    selector: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = part.replace("==", "=").partition("=")
-        if not sep or not key:
-            raise InvalidError(f"unsupported label selector {part!r}: use key=value")
-        selector[key.strip()] = value.strip()
-    return selector
-
-
-async def create_workflow(request: web.Request) -> web.Response:
-    store = request.app[CONTEXT].store
-    namespace = _name_param(request, "namespace")
-    body = await _json_body(request)
-    workflow = body.get("workflow")
-    if not isinstance(workflow, dict):
-        raise InvalidError('request body must be {"workflow": {...}}')
-    workflow.setdefault("apiVersion", "argoproj.io/v1alpha1")
-    workflow.setdefault("kind", "Workflow")
-    if workflow["kind"] != "Workflow":
-        raise InvalidError(f"kind must be Workflow, not {workflow['kind']!r}")
-    metadata = workflow.setdefault("metadata", {})
-    if metadata.get("namespace") not in (None, "", namespace):
-        raise InvalidError(f"metadata.namespace {metadata['namespace']!r} does not match the path {namespace!r}")
-    metadata["namespace"] = namespace
-    manifest = parse_manifest(workflow)
-    problems = [f"{f.path}: {f.message}" for f in manifest.check() if f.severity == "error"]
-    if problems:
-        raise InvalidError("; ".join(problems))
-    if body.get("serverDryRun"):
-        return web.json_response(workflow)
-    created = await store.create(workflow)
-    return web.json_response(created)
-
-
-async def get_workflow(request: web.Request) -> web.Response:
-    store = request.app[CONTEXT].store
-    obj = await store.get("Workflow", _name_param(request, "namespace"), _name_param(request, "name"))
-    return web.json_response(obj)
-
-
-async def delete_workflow(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
-    namespace, name = _name_param(request, "namespace"), _name_param(request, "name")
-    await context.store.get("Workflow", namespace, name)
-    await context.executor.kill(namespace, name)
-    await context.store.delete("Workflow", namespace, name)
-    return web.json_response({})
-
-
-async def workflow_log(request: web.Request) -> web.StreamResponse:
-    """Logs of every step, as argo-server's stream of ``{"result": {"content", "podName"}}`` lines."""
-    context = request.app[CONTEXT]
-    namespace, name = _name_param(request, "namespace"), _name_param(request, "name")
-    workflow = await context.store.get("Workflow", namespace, name)
-    wanted_pod = request.query.get("podName", "")
-    nodes = ((workflow.get("status") or {}).get("nodes") or {}).values()
-    pods = sorted(
-        (n for n in nodes if n.get("type") == "Pod"),
-        key=lambda n: (n.get("startedAt") or "", n.get("id", "")),
-    )
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    await response.prepare(request)
-    for node in pods:
-        pod_name = node.get("podName") or node["id"]
-        if wanted_pod and wanted_pod not in (pod_name, node["id"]):
-            continue
-        text = await context.executor.read_log(namespace, name, node["id"])
-        for line in text.splitlines():
-            chunk = {"result": {"content": line, "podName": pod_name}}
-            await response.write(json.dumps(chunk).encode() + b"\n")
-    await response.write_eof()
-    return response
-
-
-# misc -------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- info, version, metrics
 
 
 async def version(_: web.Request) -> web.Response:
-    return web.json_response({"version": f"v{__version__}", "platform": "eventbridge"})
+    """argo-server's Version message."""
+    return web.json_response(
+        {
+            "version": f"v{__version__}",
+            "buildDate": "",
+            "gitCommit": "",
+            "gitTag": f"v{__version__}",
+            "gitTreeState": "",
+            "goVersion": f"python{platform.python_version()}",
+            "compiler": "cpython",
+            "platform": f"{platform.system().lower()}/{platform.machine()}",
+        }
+    )
 
 
-async def info(_: web.Request) -> web.Response:
-    return web.json_response({"managedNamespace": "", "links": [], "modals": {}})
+async def info(request: web.Request) -> web.Response:
+    """argo-server's InfoResponse."""
+    ctx = context(request)
+    return web.json_response(
+        {
+            "managedNamespace": ctx.managed_namespace,
+            "links": [dict(link) for link in ctx.links],
+            "modals": {},
+            "navColor": "",
+            "columns": [],
+        }
+    )
 
 
-async def not_found(request: web.Request) -> web.Response:
-    return error(404, f"no such path: {request.path}")
+async def userinfo(request: web.Request) -> web.Response:
+    """argo-server's GetUserInfoResponse; ``subject`` is the token's name when auth is on."""
+    who = request.get(auth.PRINCIPAL_KEY)
+    subject = who.name if isinstance(who, auth.Principal) else ""
+    return web.json_response({"issuer": "eventbridge" if subject else "", "subject": subject, "groups": []})
 
 
-def build_app(context: ApiContext) -> web.Application:
-    """The API application; the runtime adds it to its HTTP server."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
-    app[CONTEXT] = context
-    app.router.add_get("/api/v1/version", version)
-    app.router.add_get("/api/v1/info", info)
-    app.router.add_get("/api/v1/workflows/{namespace}", list_workflows)
-    app.router.add_post("/api/v1/workflows/{namespace}", create_workflow)
-    app.router.add_get("/api/v1/workflows/{namespace}/{name}", get_workflow)
-    app.router.add_delete("/api/v1/workflows/{namespace}/{name}", delete_workflow)
-    app.router.add_get("/api/v1/workflows/{namespace}/{name}/log", workflow_log)
-    app.router.add_route("*", "/{tail:.*}", not_found)
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text exposition; the workflows-by-phase gauge is refreshed from the store first."""
+    counts: dict[str, int] = {}
+    for obj in await context(request).store.list("Workflow"):
+        phase = str((obj.get("status") or {}).get("phase") or "Pending")
+        counts[phase] = counts.get(phase, 0) + 1
+    metrics.set_workflow_phases(counts)
+    metrics.set_build_info(__version__)
+    body, content_type = metrics.exposition()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+def openapi_document(app: web.Application) -> Object:
+    """An OpenAPI 3 document listing every API route of ``app`` (generated from the router)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        info_ = route.resource.get_info() if route.resource is not None else {}
+        path = str(info_.get("formatter") or info_.get("path") or "")
+        if not (path.startswith("/api/") or path == "/metrics") or route.method in ("HEAD", "*"):
+            continue
+        doc = (getattr(route.handler, "__doc__", None) or "").strip().splitlines()
+        parameters = [
+            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for part in path.split("/")
+            if part.startswith("{") and part.endswith("}")
+        ]
+        operation: dict[str, Any] = {
+            "operationId": f"{route.method.lower()}_{getattr(route.handler, '__name__', 'handler')}",
+            "summary": doc[0] if doc else "",
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {}}},
+                "default": {"description": "Error", "content": {"application/json": {"schema": _ERROR_REF}}},
+            },
+        }
+        if route.method in ("POST", "PUT"):
+            operation["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+        operations = paths.setdefault(path, {})
+        if route.method.lower() not in operations:
+            operations[route.method.lower()] = operation
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "eventbridge API (argo-server compatible)", "version": __version__},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "integer"},
+                        "error": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                }
+            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """This document."""
+    return web.json_response(openapi_document(request.app))
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    """Unknown paths: 404 (405 when the path exists for other methods)."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is request.app[_CATCH_ALL]:
+            continue
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    if allowed:
+        response = render_error(request, 405, f"{request.method} is not allowed on {request.path}")
+        response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
+    return render_error(request, 404, f"no such path: {request.path}")
+
+
+_CATCH_ALL: web.AppKey[web.AbstractResource] = web.AppKey("catch_all", web.AbstractResource)
+
+
+async def _closing(app: web.Application) -> None:
+    """Tell streaming handlers to finish, so the server does not wait for watchers to hang up."""
+    app[CLOSING].set()
+
+
+def build_app(context_: ApiContext) -> web.Application:
+    """The application; the runtime adds it to its HTTP server."""
+    middlewares: list[Any] = [errors_middleware]
+    if context_.auth is not None:
+        middlewares.append(auth.middleware(context_.auth, render_error))
+    if context_.ui:
+        middlewares.append(ui.csrf_middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=context_.max_body_bytes)
+    app[CONTEXT] = context_
+    app[CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_closing)
+    router = app.router
+    router.add_get("/api/v1/version", version)
+    router.add_get("/api/v1/info", info)
+    router.add_get("/api/v1/userinfo", userinfo)
+    router.add_get("/api/v1/openapi.json", openapi)
+    router.add_get("/healthz", healthz)
+    router.add_get("/metrics", metrics_endpoint)
+    api_workflows.add_routes(router)
+    api_templates.add_routes(router)
+    api_events.add_routes(router)
+    if context_.ui:
+        ui.add_routes(app)
+    catch_all = router.add_route("*", "/{tail:.*}", not_found)
+    if catch_all.resource is not None:
+        app[_CATCH_ALL] = catch_all.resource
     return app

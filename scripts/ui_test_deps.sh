@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the browser tests (tests/server/test_server_ui_browser.py) need, idempotently:
+# Debian's Chromium (Playwright drives /usr/bin/chromium; no browser is downloaded) with fonts for
+# readable screenshots, and the Playwright Python package for the given interpreter.
+#   usage: scripts/ui_test_deps.sh [python]      (default: python3)
+set -euo pipefail
+PYTHON="${1:-${PYTHON:-python3}}"
+
+need_apt=()
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+dpkg -s fonts-liberation >/dev/null 2>&1 || need_apt+=(fonts-liberation)
+dpkg -s fonts-dejavu-core >/dev/null 2>&1 || need_apt+=(fonts-dejavu-core)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+if ! "$PYTHON" -c "import playwright.async_api" >/dev/null 2>&1; then
+  "$PYTHON" -m pip install --quiet "playwright>=1.45"
+fi
+/usr/bin/chromium --version 2>/dev/null
