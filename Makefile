@@ -31,4 +31,5 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	scripts/ui_test_deps.sh $(BIN)/python
+	bash scripts/test_assets.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

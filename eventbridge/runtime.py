@@ -127,7 +127,9 @@ class EmbeddedRuntime:
         self.references = LiveReferences()
         self.controller = Controller(self.store, self.executor, references=self.references)
         self.sensors = SensorManager(self.bus, self.store, self.references)
-        self.sources = SourceManager(self.bus, self.references, host=settings.webhook_host)
+        self.sources = SourceManager(
+            self.bus, self.references, host=settings.webhook_host, state_dir=state / "sources"
+        )
         self.manifests = ManifestSet()
         self._stored: set[tuple[str, str, str]] = set()
         self._runner: web.AppRunner | None = None

@@ -7,9 +7,14 @@ eventbridge does not run yet are kept as plain dicts and marked ``unsupported`` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import date, datetime
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+from croniter import croniter
 from pydantic import Field, field_validator
 
 from eventbridge.models.base import ArgoModel, Finding, Manifest, unsupported
@@ -83,24 +88,16 @@ class WebhookContext(ArgoModel):
         elif not self.endpoint.startswith("/"):
             findings.append(Finding(f"{path}.endpoint", f"endpoint {self.endpoint!r} must start with '/'"))
         elif self.endpoint in RESERVED_ENDPOINTS:
-            findings.append(
-                Finding(f"{path}.endpoint", f"endpoint {self.endpoint} is reserved for the health check")
-            )
+            findings.append(Finding(f"{path}.endpoint", f"endpoint {self.endpoint} is reserved for the health check"))
         if not self.port:
             findings.append(Finding(f"{path}.port", 'port is required, e.g. "12000"'))
         elif self.port_number() is None:
-            findings.append(
-                Finding(f"{path}.port", f"port {self.port!r} is not a number between 0 and 65535")
-            )
+            findings.append(Finding(f"{path}.port", f"port {self.port!r} is not a number between 0 and 65535"))
         if not self.method:
-            findings.append(
-                Finding(f"{path}.method", f"method is required: one of {', '.join(WEBHOOK_METHODS)}")
-            )
+            findings.append(Finding(f"{path}.method", f"method is required: one of {', '.join(WEBHOOK_METHODS)}"))
         elif self.method.upper() not in WEBHOOK_METHODS:
             findings.append(
-                Finding(
-                    f"{path}.method", f"method {self.method!r} is not one of {', '.join(WEBHOOK_METHODS)}"
-                )
+                Finding(f"{path}.method", f"method {self.method!r} is not one of {', '.join(WEBHOOK_METHODS)}")
             )
         elif self.method != self.method.upper():
             findings.append(
@@ -111,9 +108,7 @@ class WebhookContext(ArgoModel):
                 )
             )
         if self.max_payload_size <= 0:
-            findings.append(
-                Finding(f"{path}.maxPayloadSize", "maxPayloadSize must be a positive number of bytes")
-            )
+            findings.append(Finding(f"{path}.maxPayloadSize", "maxPayloadSize must be a positive number of bytes"))
         if self.auth_secret is not None and not self.auth_secret.name:
             findings.append(Finding(f"{path}.authSecret.name", "authSecret needs the name of a Secret"))
         return findings
@@ -127,12 +122,605 @@ class WebhookContext(ArgoModel):
         return number if 0 <= number <= 65535 else None
 
 
+def _filter_field() -> Any:
+    """``filter`` of every source type: an expr-lang expression evaluated before publishing."""
+    return None
+
+
 class WebhookEventSource(WebhookContext):
     """``spec.webhook.<event name>``: an inline WebhookContext plus ``filter``."""
 
-    filter: EventSourceFilter | None = unsupported(
-        "filter.expression on event sources is not supported yet; filter in the Sensor instead"
+    filter: EventSourceFilter | None = _filter_field()
+
+
+_GO_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds of a Go duration string (``1h30m``, ``1.5s``, ``300ms``, ``-2m``; ``0`` alone is allowed).
+
+    Raises ValueError with Go's wording for anything else (``1d``, ``5``, ``""``).
+    """
+    original = text
+    sign = 1.0
+    if text[:1] in ("-", "+"):
+        sign = -1.0 if text[0] == "-" else 1.0
+        text = text[1:]
+    if text == "0":
+        return 0.0
+    if not text:
+        raise ValueError(f'time: invalid duration "{original}"')
+    total = 0.0
+    position = 0
+    while position < len(text):
+        match = _GO_DURATION_PART.match(text, position)
+        if match is None:
+            if re.match(r"\d+(?:\.\d*)?$", text[position:]):
+                raise ValueError(f'time: missing unit in duration "{original}"')
+            raise ValueError(f'time: invalid duration "{original}"')
+        total += float(match.group(1)) * _GO_DURATION_UNITS[match.group(2)]
+        position = match.end()
+    return sign * total
+
+
+def _check_duration(value: str, path: str, *, what: str, positive: bool = True) -> list[Finding]:
+    try:
+        seconds = parse_go_duration(value)
+    except ValueError as exc:
+        return [Finding(path, f"{what} {value!r} is not a Go duration like 90s, 1h30m or 500ms ({exc})")]
+    if positive and seconds <= 0:
+        return [Finding(path, f"{what} must be positive")]
+    return []
+
+
+class TLSConfig(ArgoModel):
+    """Argo's ``TLSConfig`` for clients: CA, client certificate and key from Secrets."""
+
+    ca_cert_secret: SecretKeySelector | None = None
+    client_cert_secret: SecretKeySelector | None = None
+    client_key_secret: SecretKeySelector | None = None
+    insecure_skip_verify: bool = False
+
+
+class SASLConfig(ArgoModel):
+    """Argo's ``SASLConfig``: ``mechanism`` PLAIN (default), SCRAM-SHA-256, SCRAM-SHA-512,
+    OAUTHBEARER or GSSAPI; user and password from Secrets."""
+
+    mechanism: str = "PLAIN"
+    user_secret: SecretKeySelector | None = None
+    password_secret: SecretKeySelector | None = None
+
+
+class Backoff(ArgoModel):
+    """Argo's ``Backoff`` (kept for round trips; eventbridge retries with its own capped backoff)."""
+
+    duration: int | str | None = None
+    factor: float | str | None = None
+    jitter: float | str | None = None
+    steps: int | None = None
+
+
+class OwnedRepositories(ArgoModel):
+    """``repositories[]`` of the github source: an owner and its repository names."""
+
+    owner: str = ""
+    names: list[str] = Field(default_factory=list)
+
+
+class GithubAppCreds(ArgoModel):
+    private_key: SecretKeySelector | None = None
+    app_id: int | None = Field(default=None, alias="appID")
+    installation_id: int | None = Field(default=None, alias="installationID")
+
+
+def _webhook_required(webhook: WebhookContext | None, path: str) -> list[Finding]:
+    if webhook is None:
+        return [Finding(f"{path}.webhook", "webhook is required: {endpoint, port, method}")]
+    return webhook.check_context(f"{path}.webhook")
+
+
+class GithubEventSource(ArgoModel):
+    """``spec.github.<event name>``: a GitHub webhook endpoint, optionally managing the hooks."""
+
+    id: int | None = None
+    webhook: WebhookContext | None = None
+    owner: str = ""
+    repository: str = ""
+    events: list[str] = Field(default_factory=list)
+    api_token: SecretKeySelector | None = None
+    webhook_secret: SecretKeySelector | None = None
+    insecure: bool = False
+    active: bool = False
+    content_type: str = ""
+    github_base_url: str = Field(default="", alias="githubBaseURL")
+    github_upload_url: str = Field(default="", alias="githubUploadURL")
+    delete_hook_on_finish: bool = False
+    metadata: dict[str, str] | None = None
+    repositories: list[OwnedRepositories] = Field(default_factory=list)
+    organizations: list[str] = Field(default_factory=list)
+    github_app: GithubAppCreds | None = unsupported(
+        "GitHub App authentication is not supported yet; use apiToken (a token with admin:repo_hook)"
     )
+    filter: EventSourceFilter | None = _filter_field()
+
+    def owned_repositories(self) -> list[OwnedRepositories]:
+        """``repositories``, or the deprecated ``owner``/``repository`` pair, as Argo reads them."""
+        if self.repositories:
+            return self.repositories
+        if self.owner and self.repository:
+            return [OwnedRepositories(owner=self.owner, names=[self.repository])]
+        return []
+
+    def manages_hooks(self) -> bool:
+        """Hooks are registered when an API token (or App) and ``webhook.url`` are set (Argo's rule)."""
+        has_auth = self.api_token is not None or (self.github_app is not None and self.github_app.private_key)
+        return bool(has_auth and self.webhook is not None and self.webhook.url)
+
+    def check_spec(self, path: str) -> list[Finding]:
+        findings = _webhook_required(self.webhook, path)
+        repos = self.owned_repositories()
+        if not repos and not self.organizations:
+            findings.append(Finding(f"{path}.repositories", "either repositories or organizations is required"))
+        if repos and self.organizations:
+            findings.append(Finding(f"{path}.organizations", "only one of repositories and organizations is allowed"))
+        if self.manages_hooks() and not self.events:
+            findings.append(Finding(f"{path}.events", "events must be defined to create a github webhook"))
+        if self.content_type not in ("", "json", "form"):
+            findings.append(Finding(f"{path}.contentType", 'content type must be "json" or "form"'))
+        if bool(self.github_base_url) != bool(self.github_upload_url):
+            findings.append(
+                Finding(
+                    f"{path}.githubBaseURL",
+                    "githubBaseURL and githubUploadURL must be set together (GitHub Enterprise)",
+                )
+            )
+        if self.owner or self.repository:
+            findings.append(Finding(f"{path}.owner", "owner/repository are deprecated; use repositories", "warning"))
+        return findings
+
+
+#: GitLab hook event flags Argo accepts in ``events`` (go-gitlab AddProjectHookOptions field names).
+GITLAB_HOOK_EVENTS = (
+    "ConfidentialIssuesEvents", "ConfidentialNoteEvents", "DeploymentEvents", "EmojiEvents",
+    "FeatureFlagEvents", "IssuesEvents", "JobEvents", "MergeRequestsEvents", "NoteEvents",
+    "PipelineEvents", "PushEvents", "ReleasesEvents", "ResourceAccessTokenEvents",
+    "TagPushEvents", "WikiPageEvents",
+)  # fmt: skip
+
+
+class GitlabEventSource(ArgoModel):
+    """``spec.gitlab.<event name>``: a GitLab webhook endpoint, optionally managing the hooks."""
+
+    webhook: WebhookContext | None = None
+    project_id: str = Field(default="", alias="projectID")
+    events: list[str] = Field(default_factory=list)
+    access_token: SecretKeySelector | None = None
+    enable_ssl_verification: bool = Field(default=False, alias="enableSSLVerification")
+    gitlab_base_url: str = Field(default="", alias="gitlabBaseURL")
+    delete_hook_on_finish: bool = False
+    metadata: dict[str, str] | None = None
+    projects: list[str] = Field(default_factory=list)
+    secret_token: SecretKeySelector | None = None
+    filter: EventSourceFilter | None = _filter_field()
+    groups: list[str] = Field(default_factory=list)
+
+    @field_validator("projects", "groups", mode="before")
+    @classmethod
+    def _ids_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
+    def all_projects(self) -> list[str]:
+        if self.projects:
+            return self.projects
+        return [self.project_id] if self.project_id else []
+
+    def manages_hooks(self) -> bool:
+        return bool(self.access_token is not None and self.webhook is not None and self.webhook.url)
+
+    def check_spec(self, path: str) -> list[Finding]:
+        findings = _webhook_required(self.webhook, path)
+        if self.manages_hooks():
+            if not self.all_projects() and not self.groups:
+                findings.append(Finding(f"{path}.projects", "projects or groups are required to create hooks"))
+            if not self.events:
+                findings.append(Finding(f"{path}.events", "events must be defined to create a gitlab webhook"))
+        for index, event in enumerate(self.events):
+            if event not in GITLAB_HOOK_EVENTS:
+                findings.append(
+                    Finding(
+                        f"{path}.events.{index}",
+                        f"unknown event {event!r}; one of {', '.join(GITLAB_HOOK_EVENTS)}",
+                    )
+                )
+        if self.project_id:
+            findings.append(Finding(f"{path}.projectID", "projectID is deprecated; use projects", "warning"))
+        return findings
+
+
+class BitbucketServerRepository(ArgoModel):
+    project_key: str = ""
+    repository_slug: str = ""
+
+
+class BitbucketServerEventSource(ArgoModel):
+    """``spec.bitbucketserver.<event name>``: a Bitbucket Server webhook endpoint (HMAC checked)."""
+
+    webhook: WebhookContext | None = None
+    project_key: str = ""
+    repository_slug: str = ""
+    projects: list[str] = Field(default_factory=list)
+    repositories: list[BitbucketServerRepository] = Field(default_factory=list)
+    events: list[str] = Field(default_factory=list)
+    skip_branch_refs_changed_on_open_pr: bool | None = unsupported(
+        "skipBranchRefsChangedOnOpenPR needs the Bitbucket Server API and is not supported yet",
+        alias="skipBranchRefsChangedOnOpenPR",
+    )
+    one_event_per_change: bool = False
+    access_token: SecretKeySelector | None = unsupported(
+        "managing Bitbucket Server hooks is not supported yet; create the webhook in Bitbucket "
+        "(Repository settings > Webhooks) with the same secret"
+    )
+    webhook_secret: SecretKeySelector | None = None
+    bitbucketserver_base_url: str = Field(default="", alias="bitbucketserverBaseURL")
+    delete_hook_on_finish: bool = False
+    metadata: dict[str, str] | None = None
+    filter: EventSourceFilter | None = _filter_field()
+    tls: TLSConfig | None = None
+    check_interval: str = ""
+
+    def check_spec(self, path: str) -> list[Finding]:
+        return _webhook_required(self.webhook, path)
+
+
+class SQSEventSource(ArgoModel):
+    """``spec.sqs.<event name>``: long-polls an SQS queue."""
+
+    access_key: SecretKeySelector | None = None
+    secret_key: SecretKeySelector | None = None
+    session_token: SecretKeySelector | None = None
+    region: str = ""
+    queue: str = ""
+    wait_time_seconds: int = 0
+    role_arn: str | None = unsupported(
+        "roleARN (assume role) is not supported yet; use accessKey/secretKey or the AWS environment",
+        alias="roleARN",
+    )
+    json_body: bool = False
+    queue_account_id: str = ""
+    metadata: dict[str, str] | None = None
+    dlq: bool = False
+    filter: EventSourceFilter | None = _filter_field()
+    endpoint: str = ""
+
+    def check_spec(self, path: str) -> list[Finding]:
+        findings: list[Finding] = []
+        if not self.region:
+            findings.append(Finding(f"{path}.region", "region is required, e.g. us-east-1"))
+        if not self.queue:
+            findings.append(Finding(f"{path}.queue", "queue (the queue name) is required"))
+        if not 0 <= self.wait_time_seconds <= 20:
+            findings.append(Finding(f"{path}.waitTimeSeconds", "waitTimeSeconds must be between 0 and 20"))
+        if (self.access_key is None) != (self.secret_key is None):
+            findings.append(Finding(f"{path}.accessKey", "accessKey and secretKey must be set together"))
+        return findings
+
+
+#: sarama ``config`` keys (lower-cased, dotted) eventbridge applies, with the aiokafka option and
+#: the kind of value: ``duration`` (Go duration string, or integer nanoseconds) or ``int``/``str``.
+SARAMA_CONFIG_KEYS: dict[str, tuple[str, str]] = {
+    "clientid": ("client_id", "str"),
+    "consumer.group.session.timeout": ("session_timeout_ms", "duration"),
+    "consumer.group.heartbeat.interval": ("heartbeat_interval_ms", "duration"),
+    "consumer.group.rebalance.timeout": ("rebalance_timeout_ms", "duration"),
+    "consumer.fetch.min": ("fetch_min_bytes", "int"),
+    "consumer.fetch.default": ("max_partition_fetch_bytes", "int"),
+    "consumer.fetch.max": ("fetch_max_bytes", "int"),
+    "consumer.maxwaittime": ("fetch_max_wait_ms", "duration"),
+    "net.dialtimeout": ("request_timeout_ms", "duration"),
+}
+
+
+def sarama_config(text: str) -> tuple[dict[str, Any], list[str]]:
+    """The aiokafka options of a sarama YAML ``config`` and the keys that are not applied.
+
+    Raises ValueError for YAML that is not a mapping or a value of the wrong kind.
+    """
+    loaded = yaml.safe_load(text) if text.strip() else {}
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ValueError("config must be a YAML mapping of sarama settings")
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{str(key).lower()}" if prefix else str(key).lower(), item)
+        else:
+            flat[prefix] = value
+
+    walk("", loaded)
+    options: dict[str, Any] = {}
+    ignored: list[str] = []
+    for key, value in flat.items():
+        known = SARAMA_CONFIG_KEYS.get(key)
+        if known is None:
+            ignored.append(key)
+            continue
+        option, kind = known
+        if kind == "duration":
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValueError(f"config {key}: expected a duration like 2s")
+            seconds = parse_go_duration(value) if isinstance(value, str) else value / 1e9
+            options[option] = max(1, round(seconds * 1000))
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"config {key}: expected a whole number")
+            options[option] = value
+        else:
+            options[option] = str(value)
+    return options, ignored
+
+
+class KafkaConsumerGroup(ArgoModel):
+    group_name: str = ""
+    oldest: bool = False
+    rebalance_strategy: str = ""
+
+
+#: Kafka SASL mechanisms Argo accepts.
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+
+
+class KafkaEventSource(ArgoModel):
+    """``spec.kafka.<event name>``: consumes a Kafka topic (one partition, or a consumer group)."""
+
+    url: str = ""
+    partition: str = ""
+    topic: str = ""
+    connection_backoff: Backoff | None = None
+    tls: TLSConfig | None = None
+    json_body: bool = False
+    metadata: dict[str, str] | None = None
+    consumer_group: KafkaConsumerGroup | None = None
+    limit_events_per_second: int = 0
+    version: str = ""
+    sasl: SASLConfig | None = None
+    filter: EventSourceFilter | None = _filter_field()
+    config: str = ""
+    schema_registry: dict[str, Any] | None = unsupported("schemaRegistry (Avro) is not supported yet")
+    aws_msk_iam_auth: dict[str, Any] | None = unsupported("awsMskIamAuth is not supported yet")
+
+    @field_validator("partition", mode="before")
+    @classmethod
+    def _partition_as_string(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    def check_spec(self, path: str) -> list[Finding]:
+        findings: list[Finding] = []
+        if not self.url.strip():
+            findings.append(Finding(f"{path}.url", "url is required: host:port[,host:port...]"))
+        if not self.topic:
+            findings.append(Finding(f"{path}.topic", "topic is required"))
+        if self.consumer_group is None:
+            if not self.partition.strip().isdigit():
+                findings.append(
+                    Finding(f"{path}.partition", "partition (a number) is required when consumerGroup is not set")
+                )
+        else:
+            if not self.consumer_group.group_name:
+                findings.append(Finding(f"{path}.consumerGroup.groupName", "groupName is required"))
+            strategy = self.consumer_group.rebalance_strategy
+            if strategy not in ("", "range", "roundrobin", "sticky"):
+                findings.append(
+                    Finding(
+                        f"{path}.consumerGroup.rebalanceStrategy",
+                        f"unknown rebalanceStrategy {strategy!r}; Argo falls back to range",
+                        "warning",
+                    )
+                )
+        if self.limit_events_per_second < 0:
+            findings.append(Finding(f"{path}.limitEventsPerSecond", "limitEventsPerSecond must not be negative"))
+        if self.sasl is not None:
+            if self.sasl.mechanism.upper() not in KAFKA_SASL_MECHANISMS[:3]:
+                findings.append(
+                    Finding(
+                        f"{path}.sasl.mechanism",
+                        f"SASL mechanism {self.sasl.mechanism!r} is not supported; use PLAIN, SCRAM-SHA-256 "
+                        "or SCRAM-SHA-512",
+                    )
+                )
+            if self.sasl.user_secret is None or self.sasl.password_secret is None:
+                findings.append(Finding(f"{path}.sasl", "sasl needs userSecret and passwordSecret"))
+        if self.config:
+            try:
+                _, ignored = sarama_config(self.config)
+            except (ValueError, yaml.YAMLError) as exc:
+                findings.append(Finding(f"{path}.config", f"config is not valid: {exc}"))
+            else:
+                if ignored:
+                    findings.append(
+                        Finding(
+                            f"{path}.config",
+                            f"sarama settings not applied by eventbridge: {', '.join(sorted(ignored))}",
+                            "warning",
+                        )
+                    )
+        if self.connection_backoff is not None:
+            findings.append(
+                Finding(
+                    f"{path}.connectionBackoff",
+                    "connectionBackoff is ignored: eventbridge reconnects with its own capped backoff",
+                    "warning",
+                )
+            )
+        if self.version:
+            findings.append(
+                Finding(f"{path}.version", "version is ignored: the client negotiates the API version", "warning")
+            )
+        return findings
+
+
+class CatchupConfiguration(ArgoModel):
+    enabled: bool = False
+    max_duration: str = ""
+
+
+class ConfigMapPersistence(ArgoModel):
+    name: str = ""
+    create_if_not_exist: bool = False
+
+
+class EventPersistence(ArgoModel):
+    """Calendar ``persistence``: eventbridge keeps the last fire in its state directory, so
+    ``configMap`` is accepted but not needed (lint says so)."""
+
+    catchup: CatchupConfiguration | None = None
+    config_map: ConfigMapPersistence | None = None
+
+    def catchup_enabled(self) -> bool:
+        return self.catchup is not None and self.catchup.enabled
+
+
+#: RFC 5545 EXDATE prefix of ``exclusionDates`` entries.
+EXDATE_PREFIX = "EXDATE:"
+
+
+def parse_exclusion_dates(values: list[str]) -> list[date]:
+    """Dates of ``EXDATE:20060102T150405Z[,...]`` entries (others are ignored, as Argo does)."""
+    out: list[date] = []
+    for value in values:
+        if not value.startswith(EXDATE_PREFIX):
+            continue
+        for item in value[len(EXDATE_PREFIX) :].split(","):
+            try:
+                out.append(datetime.strptime(item + "+0000", "%Y%m%dT%H%M%SZ%z").date())
+            except ValueError:
+                raise ValueError(f"exclusion date {item!r} is not in the form 20060102T150405Z") from None
+    return out
+
+
+class CalendarEventSource(ArgoModel):
+    """``spec.calendar.<event name>``: fires on a 5-field cron ``schedule`` or every ``interval``."""
+
+    schedule: str = ""
+    interval: str = ""
+    exclusion_dates: list[str] = Field(default_factory=list)
+    timezone: str = ""
+    metadata: dict[str, str] | None = None
+    persistence: EventPersistence | None = None
+    filter: EventSourceFilter | None = _filter_field()
+
+    def check_spec(self, path: str) -> list[Finding]:
+        findings: list[Finding] = []
+        if self.schedule:
+            problem = cron_problem(self.schedule)
+            if problem:
+                findings.append(Finding(f"{path}.schedule", problem))
+            if self.interval:
+                findings.append(Finding(f"{path}.interval", "interval is ignored because schedule is set", "warning"))
+        elif self.interval:
+            findings.extend(_check_duration(self.interval, f"{path}.interval", what="interval"))
+        else:
+            findings.append(Finding(path, "calendar needs a schedule (5-field cron) or an interval (e.g. 1h)"))
+        if self.timezone:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                findings.append(Finding(f"{path}.timezone", f"unknown time zone {self.timezone!r}"))
+        try:
+            parse_exclusion_dates(self.exclusion_dates)
+        except ValueError as exc:
+            findings.append(Finding(f"{path}.exclusionDates", str(exc)))
+        if self.persistence is not None:
+            catchup = self.persistence.catchup
+            if catchup is not None and catchup.max_duration:
+                findings.extend(
+                    _check_duration(catchup.max_duration, f"{path}.persistence.catchup.maxDuration", what="maxDuration")
+                )
+            if self.persistence.config_map is not None:
+                findings.append(
+                    Finding(
+                        f"{path}.persistence.configMap",
+                        "configMap is not used: eventbridge keeps the last fire time in its state directory",
+                        "warning",
+                    )
+                )
+        return findings
+
+
+def cron_problem(schedule: str) -> str | None:
+    """Why ``schedule`` is not a 5-field cron expression Argo's calendar accepts, or ``None``."""
+    fields = schedule.split()
+    if schedule.strip().startswith("@"):
+        return f"schedule {schedule!r}: descriptors like @daily are not accepted; write 5 fields, e.g. '0 0 * * *'"
+    if len(fields) != 5:
+        return (
+            f"schedule {schedule!r} has {len(fields)} fields; the calendar source takes exactly 5 "
+            "(minute hour day-of-month month day-of-week), no seconds"
+        )
+    if not croniter.is_valid(schedule):
+        return f"schedule {schedule!r} is not a valid cron expression"
+    return None
+
+
+#: fsnotify operation names a file source can watch, with Argo's numeric ``op`` value.
+FILE_OPS = {"CREATE": 1, "WRITE": 2, "REMOVE": 4, "RENAME": 8, "CHMOD": 16}
+
+
+class WatchPathConfig(ArgoModel):
+    directory: str = ""
+    path: str = ""
+    path_regexp: str = ""
+
+
+class FileEventSource(ArgoModel):
+    """``spec.file.<event name>``: one kind of change of files in a directory."""
+
+    event_type: str = ""
+    watch_path_config: WatchPathConfig = Field(default_factory=WatchPathConfig)
+    polling: bool = False
+    metadata: dict[str, str] | None = None
+    filter: EventSourceFilter | None = _filter_field()
+
+    def check_spec(self, path: str) -> list[Finding]:
+        findings: list[Finding] = []
+        if self.event_type not in FILE_OPS:
+            findings.append(
+                Finding(f"{path}.eventType", f"eventType must be one of {', '.join(FILE_OPS)} (exact case)")
+            )
+        watch = self.watch_path_config
+        where = f"{path}.watchPathConfig"
+        if not watch.directory:
+            findings.append(Finding(f"{where}.directory", "directory is required"))
+        elif not watch.directory.startswith("/"):
+            findings.append(Finding(f"{where}.directory", "directory must be an absolute file path"))
+        if not watch.path and not watch.path_regexp:
+            findings.append(Finding(where, "either path or pathRegexp must be specified"))
+        if watch.path and watch.path_regexp:
+            findings.append(Finding(where, "path and pathRegexp cannot be specified together"))
+        if watch.path.startswith("/"):
+            findings.append(Finding(f"{where}.path", "path must be a relative file path"))
+        if watch.path_regexp:
+            try:
+                re.compile(watch.path_regexp)
+            except re.error as exc:
+                findings.append(Finding(f"{where}.pathRegexp", f"invalid regular expression: {exc}"))
+        return findings
 
 
 class EventSourceSpec(ArgoModel):
@@ -146,18 +734,18 @@ class EventSourceSpec(ArgoModel):
     webhook: dict[str, WebhookEventSource] | None = None
 
     minio: dict[str, dict[str, Any]] | None = _not_yet("minio")
-    calendar: dict[str, dict[str, Any]] | None = _not_yet("calendar")
-    file: dict[str, dict[str, Any]] | None = _not_yet("file")
+    calendar: dict[str, CalendarEventSource] | None = None
+    file: dict[str, FileEventSource] | None = None
     resource: dict[str, dict[str, Any]] | None = _not_yet("resource")
     amqp: dict[str, dict[str, Any]] | None = _not_yet("amqp")
-    kafka: dict[str, dict[str, Any]] | None = _not_yet("kafka")
+    kafka: dict[str, KafkaEventSource] | None = None
     mqtt: dict[str, dict[str, Any]] | None = _not_yet("mqtt")
     nats: dict[str, dict[str, Any]] | None = _not_yet("nats")
     sns: dict[str, dict[str, Any]] | None = _not_yet("sns")
-    sqs: dict[str, dict[str, Any]] | None = _not_yet("sqs")
+    sqs: dict[str, SQSEventSource] | None = None
     pub_sub: dict[str, dict[str, Any]] | None = _not_yet("pubSub")
-    github: dict[str, dict[str, Any]] | None = _not_yet("github")
-    gitlab: dict[str, dict[str, Any]] | None = _not_yet("gitlab")
+    github: dict[str, GithubEventSource] | None = None
+    gitlab: dict[str, GitlabEventSource] | None = None
     hdfs: dict[str, dict[str, Any]] | None = _not_yet("hdfs")
     slack: dict[str, dict[str, Any]] | None = _not_yet("slack")
     storage_grid: dict[str, dict[str, Any]] | None = _not_yet("storageGrid")
@@ -168,7 +756,7 @@ class EventSourceSpec(ArgoModel):
     nsq: dict[str, dict[str, Any]] | None = _not_yet("nsq")
     pulsar: dict[str, dict[str, Any]] | None = _not_yet("pulsar")
     generic: dict[str, dict[str, Any]] | None = _not_yet("generic")
-    bitbucketserver: dict[str, dict[str, Any]] | None = _not_yet("bitbucketserver")
+    bitbucketserver: dict[str, BitbucketServerEventSource] | None = None
     bitbucket: dict[str, dict[str, Any]] | None = _not_yet("bitbucket")
     redis_stream: dict[str, dict[str, Any]] | None = _not_yet("redisStream")
     azure_service_bus: dict[str, dict[str, Any]] | None = _not_yet("azureServiceBus")
@@ -206,7 +794,7 @@ class EventSource(Manifest):
     status: dict[str, Any] | None = None
 
     def check(self) -> list[Finding]:
-        """Duplicate event names across types, webhook endpoint problems, route clashes."""
+        """Duplicate event names across types, per-type problems (``check_spec``), webhook route clashes."""
         findings: list[Finding] = []
         first_seen: dict[str, str] = {}
         routes: dict[tuple[str, str], str] = {}
@@ -222,17 +810,27 @@ class EventSource(Manifest):
                 )
             else:
                 first_seen[event_name] = type_key
+            context: WebhookContext | None = None
+            context_path = path
             if isinstance(spec, WebhookContext):
                 findings.extend(spec.check_context(path))
-                if spec.endpoint and spec.port:
-                    route = (spec.port.strip(), spec.endpoint)
-                    if route in routes:
-                        findings.append(
-                            Finding(
-                                f"{path}.endpoint",
-                                f"port {route[0]} endpoint {route[1]} is already used by {routes[route]}",
-                            )
+                context = spec
+            else:
+                check_spec = getattr(spec, "check_spec", None)
+                if callable(check_spec):
+                    findings.extend(check_spec(path))
+                nested = getattr(spec, "webhook", None)
+                if isinstance(nested, WebhookContext):
+                    context, context_path = nested, f"{path}.webhook"
+            if context is not None and context.endpoint and context.port:
+                route = (context.port.strip(), context.endpoint)
+                if route in routes:
+                    findings.append(
+                        Finding(
+                            f"{context_path}.endpoint",
+                            f"port {route[0]} endpoint {route[1]} is already used by {routes[route]}",
                         )
-                    else:
-                        routes[route] = path
+                    )
+                else:
+                    routes[route] = context_path
         return findings

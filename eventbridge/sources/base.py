@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from eventbridge.bus.base import Bus
@@ -71,17 +72,28 @@ class BusDispatch:
 
 @dataclass(frozen=True, slots=True)
 class SourceContext:
-    """What a source may use: its EventSource, secrets, the dispatch and the shared HTTP router."""
+    """What a source may use: its EventSource, secrets, the dispatch, the shared HTTP router and a
+    directory for state that must survive restarts (``None``: nothing is persisted)."""
 
     eventsource: EventSource
     type_key: str
     references: References
     dispatch: Dispatch
     router: HttpRouter
+    state_dir: Path | None = None
 
     def secret(self, selector: SecretKeySelector) -> str:
         """The value of a Secret key in the EventSource's namespace (NotFoundError if missing)."""
         return self.references.secret(self.eventsource.namespace, selector.name, selector.key)
+
+    def state_path(self, event_name: str, suffix: str) -> Path | None:
+        """A file for this event's state: ``<state_dir>/<namespace>/<eventsource>/<type>.<event><suffix>``
+        (its folder is created), or ``None`` without a state directory."""
+        if self.state_dir is None:
+            return None
+        folder = self.state_dir / self.eventsource.namespace / self.eventsource.name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{self.type_key}.{event_name}{suffix}"
 
     def labels(self, event_name: str) -> dict[str, str]:
         """Argo's logging labels for ``extra=``."""

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import socket
@@ -25,6 +26,59 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 HEALTH_PATH = "/health"
+
+#: What replaces an ``Authorization`` header before the headers go into an event.
+MASKED_AUTH = "*** Masked Auth Secret ***"
+
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical_header_name(name: str) -> str:
+    """Go's ``textproto.CanonicalMIMEHeaderKey``: ``x-github-event`` -> ``X-Github-Event``.
+
+    Names with characters that are not valid in a header token are returned unchanged, as Go does.
+    """
+    if not name or any(c not in _TOKEN_CHARS for c in name):
+        return name
+    out = []
+    upper = True
+    for c in name:
+        out.append(c.upper() if upper else c.lower())
+        upper = c == "-"
+    return "".join(out)
+
+
+def request_headers(request: web.BaseRequest) -> dict[str, list[str]]:
+    """Headers as Go's ``http.Header``: canonical names, list of values, ``Host`` left out,
+    ``Authorization`` masked."""
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        key = canonical_header_name(name)
+        if key == "Host":
+            continue
+        headers.setdefault(key, []).append(value)
+    if "Authorization" in headers:
+        headers["Authorization"] = [MASKED_AUTH]
+    return headers
+
+
+class PayloadTooLarge(Exception):
+    """The request body is larger than the endpoint's ``maxPayloadSize``."""
+
+
+async def read_body(request: web.BaseRequest, limit: int) -> bytes:
+    """The whole request body, or :class:`PayloadTooLarge` as soon as it exceeds ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def json_error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -15,6 +15,7 @@ import logging
 import pkgutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import eventbridge.sources as sources_package
@@ -52,7 +53,8 @@ class SourceKey:
 
 @dataclass(frozen=True, slots=True)
 class SourceStatus:
-    """For the API/UI: ``state`` is ``running`` or ``failed`` (then ``error`` says why)."""
+    """For the API/UI: ``state`` is ``running``, ``retrying`` (started, but its server cannot be
+    reached right now; ``error`` says why) or ``failed`` (did not start; ``error`` says why)."""
 
     key: SourceKey
     state: str
@@ -98,9 +100,11 @@ class SourceManager:
         *,
         host: str = "0.0.0.0",
         start_timeout: float = 30.0,
+        state_dir: Path | None = None,
     ) -> None:
         self.bus = bus
         self.references = references
+        self.state_dir = state_dir
         self.router = HttpRouter(host)
         self.start_timeout = start_timeout
         self._running: dict[SourceKey, _Entry] = {}
@@ -133,7 +137,13 @@ class SourceManager:
 
     def status(self) -> list[SourceStatus]:
         """Every known event with its state."""
-        out = [SourceStatus(key, "running") for key in self._running]
+        out: list[SourceStatus] = []
+        for key, entry in self._running.items():
+            problem = getattr(entry.source, "problem", None)
+            if isinstance(problem, str) and problem:
+                out.append(SourceStatus(key, "retrying", problem))
+            else:
+                out.append(SourceStatus(key, "running"))
         out += [SourceStatus(key, "failed", error) for key, (_, error) in self._failed.items()]
         return sorted(out, key=lambda s: s.key)
 
@@ -173,6 +183,7 @@ class SourceManager:
                 references=self.references,
                 dispatch=BusDispatch(self.bus, target.eventsource, key.type_key),
                 router=self.router,
+                state_dir=self.state_dir,
             )
             source = factory(context, key.event_name, target.spec)
             try:

@@ -27,12 +27,14 @@ Behaviour (Argo's, with the differences marked):
   ``{"id": "<event id>"}`` (*difference*: Argo answers ``success`` without the id), or **503**
   with a JSON error and ``Retry-After`` if it could not be stored (*difference*: Argo answers 500).
   Every error answer is ``{"error": "..."}`` and nothing is published on any error.
-* ``filter.expression`` and TLS (``serverCertSecret``/``serverKeySecret``) are not supported yet.
+* ``filter.expression`` (expr-lang over the event data, top-level ``-`` read as ``_``): a false
+  result or an error drops the event and the caller still gets 200, with
+  ``{"id": null, "filtered": true}``.
+* TLS (``serverCertSecret``/``serverKeySecret``) is not supported yet.
 """
 
 from __future__ import annotations
 
-import functools
 import hmac
 import json
 import logging
@@ -43,53 +45,24 @@ from aiohttp import web
 
 from eventbridge.errors import InvalidError
 from eventbridge.models.eventsource import WEBHOOK_METHODS, WebhookEventSource
+from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources.base import SOURCE_TYPES, SourceContext
-from eventbridge.sources.http import json_error
+from eventbridge.sources.http import (
+    MASKED_AUTH,
+    PayloadTooLarge,
+    canonical_header_name,
+    json_error,
+    read_body,
+    request_headers,
+)
 
 log = logging.getLogger(__name__)
 
-MASKED_AUTH = "*** Masked Auth Secret ***"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-@functools.lru_cache(maxsize=4096)
-def canonical_header_name(name: str) -> str:
-    """Go's ``textproto.CanonicalMIMEHeaderKey``: ``x-github-event`` -> ``X-Github-Event``.
-
-    Names with characters that are not valid in a header token are returned unchanged, as Go does.
-    """
-    if not name or any(c not in _TOKEN_CHARS for c in name):
-        return name
-    out = []
-    upper = True
-    for c in name:
-        out.append(c.upper() if upper else c.lower())
-        upper = c == "-"
-    return "".join(out)
-
-
-def request_headers(request: web.BaseRequest) -> dict[str, list[str]]:
-    """Headers as Go's ``http.Header``: canonical names, list of values, ``Host`` left out,
-    ``Authorization`` masked."""
-    headers: dict[str, list[str]] = {}
-    for name, value in request.headers.items():
-        key = canonical_header_name(name)
-        if key == "Host":
-            continue
-        headers.setdefault(key, []).append(value)
-    if "Authorization" in headers:
-        headers["Authorization"] = [MASKED_AUTH]
-    return headers
 
 
 def _reject_constant(text: str) -> Any:
     raise ValueError(f"{text} is not valid JSON")
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class WebhookSource:
@@ -109,6 +82,7 @@ class WebhookSource:
         self.endpoint = spec.endpoint
         self.bound_port: int | None = None
         self._token: bytes | None = None
+        self._filter: EventFilter | None = None
         self._labels = context.labels(event_name)
         self._owner = f"{context.eventsource.namespace}/{context.eventsource.name}/{event_name}"
 
@@ -122,13 +96,8 @@ class WebhookSource:
                     "refusing to open the endpoint without a token"
                 )
             self._token = token.encode()
-        if self.spec.filter is not None and self.spec.filter.expression:
-            log.warning(
-                "filter.expression is not supported yet; every request is published", extra=self._labels
-            )
-        self.bound_port = await self.context.router.add_route(
-            self.port, self.endpoint, self.handle, owner=self._owner
-        )
+        self._filter = EventFilter(self.spec.filter, log, self._labels)
+        self.bound_port = await self.context.router.add_route(self.port, self.endpoint, self.handle, owner=self._owner)
         log.info(
             "webhook %s %s listening on port %d",
             self.method,
@@ -156,15 +125,15 @@ class WebhookSource:
             )
         try:
             body = await self._body(request)
-        except _TooLarge:
-            return json_error(
-                413, f"request body is larger than maxPayloadSize ({self.spec.max_payload_size} bytes)"
-            )
+        except PayloadTooLarge:
+            return json_error(413, f"request body is larger than maxPayloadSize ({self.spec.max_payload_size} bytes)")
         except ValueError as exc:
             return json_error(400, str(exc))
         data: dict[str, Any] = {"header": request_headers(request), "body": body}
         if self.spec.metadata:
             data["metadata"] = dict(self.spec.metadata)
+        if self._filter is not None and not self._filter.accepts(data):
+            return web.json_response({"id": None, "filtered": True})
         try:
             event = await self.context.dispatch(self.event_name, data)
         except Exception as exc:  # noqa: BLE001
@@ -199,19 +168,9 @@ class WebhookSource:
             raise ValueError(f"request body is not valid JSON: {exc}") from exc
 
     async def _read_limited(self, request: web.BaseRequest) -> bytes:
-        limit = self.spec.max_payload_size
-        if request.content_length is not None and request.content_length > limit:
-            raise _TooLarge
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_chunked(65536):
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, self.spec.max_payload_size)
 
 
 SOURCE_TYPES.register("webhook")(WebhookSource)
 
-__all__ = ["WEBHOOK_METHODS", "WebhookSource", "canonical_header_name", "request_headers"]
+__all__ = ["MASKED_AUTH", "WEBHOOK_METHODS", "WebhookSource", "canonical_header_name", "request_headers"]

@@ -1,12 +1,25 @@
-"""Fixtures for the source tests: a real SqliteBus, a SourceManager on 127.0.0.1, secrets."""
+"""Fixtures for the source tests: a real SqliteBus, a SourceManager on 127.0.0.1, secrets, and the
+real servers of tests/servers/realservers.py (moto, Tansu, a fake git-hosting API)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "servers"))
+
+from realservers import (
+    FakeGitApi,
+    KafkaBroker,
+    MotoServer,
+    fake_git_api,
+    moto_server,
+    tansu_broker,
+)
 from sources_helpers import DictReferences
 
 from eventbridge.bus.sqlite import SqliteBus
@@ -32,8 +45,13 @@ def references() -> DictReferences:
 
 
 @pytest.fixture
-async def manager(bus: SqliteBus, references: DictReferences) -> AsyncIterator[SourceManager]:
-    m = SourceManager(bus, references, host="127.0.0.1")
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "sources-state"
+
+
+@pytest.fixture
+async def manager(bus: SqliteBus, references: DictReferences, state_dir: Path) -> AsyncIterator[SourceManager]:
+    m = SourceManager(bus, references, host="127.0.0.1", state_dir=state_dir)
     yield m
     await m.stop()
 
@@ -42,3 +60,22 @@ async def manager(bus: SqliteBus, references: DictReferences) -> AsyncIterator[S
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One moto server for the session (tests use their own queue and bucket names)."""
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def kafka() -> Iterator[KafkaBroker]:
+    with tansu_broker() as broker:
+        yield broker
+
+
+@pytest.fixture
+async def git_api() -> AsyncIterator[FakeGitApi]:
+    async with fake_git_api() as api:
+        yield api

@@ -28,3 +28,26 @@ def eventsource(name: str, webhooks: dict[str, dict[str, Any]], **spec: Any) -> 
     return EventSource.model_validate(
         {"metadata": {"name": name, "namespace": "team"}, "spec": {"webhook": webhooks, **spec}}
     )
+
+
+def make_eventsource(name: str, namespace: str = "team", **spec: Any) -> EventSource:
+    """An EventSource with ``spec`` given by type key, e.g. ``github={"push": {...}}``."""
+    return EventSource.model_validate({"metadata": {"name": name, "namespace": namespace}, "spec": spec})
+
+
+async def wait_for(predicate: Any, within: float = 10.0, interval: float = 0.02) -> None:
+    """Poll ``predicate()`` (sync or async) until it is truthy; fail after ``within`` seconds."""
+    import asyncio
+    import inspect
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)

@@ -82,11 +82,14 @@ def test_defaults_and_port_as_number() -> None:
     assert "maxPayloadSize" not in es.dump()["spec"]["webhook"]["a"]
 
 
+IMPLEMENTED = {"webhook", "calendar", "file", "kafka", "sqs", "github", "gitlab", "bitbucketserver"}
+
+
 def test_types_not_run_yet_are_dicts_marked_unsupported() -> None:
     for field_name in EventSourceSpec.SOURCE_FIELDS:
         info = EventSourceSpec.model_fields[field_name]
         reason = (info.json_schema_extra or {}).get(UNSUPPORTED_KEY)  # type: ignore[union-attr]
-        if field_name == "webhook":
+        if field_name in IMPLEMENTED:
             assert reason is None
         else:
             assert reason == f"event source type {EventSourceSpec.type_key(field_name)} is not supported yet"
@@ -100,7 +103,7 @@ def test_types_not_run_yet_are_dicts_marked_unsupported() -> None:
         ("redisStream", "r", {}),
     ]
     hook_fields = WebhookEventSource.model_fields
-    for name in ("server_cert_secret", "server_key_secret", "basic_auth", "filter"):
+    for name in ("server_cert_secret", "server_key_secret", "basic_auth"):
         assert UNSUPPORTED_KEY in (hook_fields[name].json_schema_extra or {})  # type: ignore[operator]
 
 
@@ -161,3 +164,9 @@ def test_two_webhooks_on_one_route() -> None:
     [(path, _, message)] = messages(es)
     assert path == "spec.webhook.b.endpoint"
     assert "already used by spec.webhook.a" in message
+
+
+def test_every_typed_source_type_is_registered() -> None:
+    from eventbridge.sources.manager import load_source_types
+
+    assert set(load_source_types()) == IMPLEMENTED

@@ -101,7 +101,7 @@ async def test_a_failing_source_is_logged_and_the_others_run(
     unsupported = EventSource.model_validate(
         {
             "metadata": {"name": "cron", "namespace": "team"},
-            "spec": {"calendar": {"tick": {"interval": "1s"}}},
+            "spec": {"mqtt": {"tick": {"url": "tcp://127.0.0.1:1883", "topic": "t"}}},
         }
     )
     invalid = eventsource("invalid", {"bad": hook(port, "no-slash")})
@@ -112,7 +112,7 @@ async def test_a_failing_source_is_logged_and_the_others_run(
     assert states["team/locked/webhook/locked"][0] == "failed"
     assert "absent" in (states["team/locked/webhook/locked"][1] or "")
     assert "already served by team/good/ok" in (states["team/clash/webhook/same"][1] or "")
-    assert states["team/cron/calendar/tick"] == ("failed", "event source type calendar is not supported yet")
+    assert states["team/cron/mqtt/tick"] == ("failed", "event source type mqtt is not supported yet")
     assert "must start with '/'" in (states["team/invalid/webhook/bad"][1] or "")
     assert len([r for r in caplog.records if "did not start" in r.getMessage()]) == 4
     assert await post(client, f"http://127.0.0.1:{port}/ok") == 200

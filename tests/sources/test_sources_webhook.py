@@ -125,9 +125,7 @@ async def test_form_body_becomes_a_form_map(base: str, client: aiohttp.ClientSes
 async def test_bad_json_is_400_and_nothing_is_published(
     base: str, client: aiohttp.ClientSession, bus: SqliteBus, body: bytes, message: str
 ) -> None:
-    async with client.post(
-        base + "/push", data=body, headers={"Content-Type": "application/json"}
-    ) as response:
+    async with client.post(base + "/push", data=body, headers={"Content-Type": "application/json"}) as response:
         assert response.status == 400
         assert message in await read_error(response)
     assert await bus.list_events() == []
@@ -144,9 +142,7 @@ async def test_any_json_value_is_accepted(base: str, client: aiohttp.ClientSessi
         assert (await bus.list_events())[-1].event.data["body"] == value
 
 
-async def test_wrong_method_is_405_with_allow(
-    base: str, client: aiohttp.ClientSession, bus: SqliteBus
-) -> None:
+async def test_wrong_method_is_405_with_allow(base: str, client: aiohttp.ClientSession, bus: SqliteBus) -> None:
     async with client.get(base + "/push") as response:
         assert response.status == 405
         assert response.headers["Allow"] == "POST"
@@ -157,9 +153,7 @@ async def test_wrong_method_is_405_with_allow(
     assert await bus.list_events() == []
 
 
-async def test_bearer_token_is_required_and_masked(
-    base: str, client: aiohttp.ClientSession, bus: SqliteBus
-) -> None:
+async def test_bearer_token_is_required_and_masked(base: str, client: aiohttp.ClientSession, bus: SqliteBus) -> None:
     cases = [
         {},
         {"Authorization": "Bearer wrong"},
@@ -172,9 +166,7 @@ async def test_bearer_token_is_required_and_masked(
             assert response.headers["WWW-Authenticate"] == "Bearer"
             assert "s3cr3t" not in await read_error(response)
     assert await bus.list_events() == []
-    async with client.post(
-        base + "/guarded", json={"x": 1}, headers={"Authorization": "Bearer s3cr3t"}
-    ) as response:
+    async with client.post(base + "/guarded", json={"x": 1}, headers={"Authorization": "Bearer s3cr3t"}) as response:
         assert response.status == 200
     (stored,) = await bus.list_events()
     assert stored.event.data["header"]["Authorization"] == [MASKED_AUTH]
@@ -190,9 +182,7 @@ async def test_authorization_header_is_masked_even_without_auth_secret(
     assert stored.event.data["header"]["Authorization"] == [MASKED_AUTH]
 
 
-async def test_body_over_max_payload_size_is_413(
-    base: str, client: aiohttp.ClientSession, bus: SqliteBus
-) -> None:
+async def test_body_over_max_payload_size_is_413(base: str, client: aiohttp.ClientSession, bus: SqliteBus) -> None:
     auth = {"Authorization": "Bearer s3cr3t"}
     big = json.dumps({"x": "y" * 100}).encode()
     async with client.post(base + "/guarded", data=big, headers=auth) as response:
