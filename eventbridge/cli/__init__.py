@@ -19,9 +19,17 @@ from eventbridge.cli.common import setup_logging
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="eventbridge")
 @click.option("--log-level", default="info", show_default=True, envvar="EVENTBRIDGE_LOG_LEVEL")
-def cli(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="EVENTBRIDGE_LOG_FORMAT",
+    help="json: one object per line with Argo's label keys (eventSourceName, sensorName, ...).",
+)
+def cli(log_level: str, log_format: str) -> None:
     """Argo Events-style triggers with a bundled Argo Workflows controller."""
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
 
 
 for _command in [local.up, local.lint, local.run, *workflows.COMMANDS, *templates.COMMANDS]:

@@ -21,12 +21,58 @@ DEFAULT_SERVER = "http://localhost:2746"
 FINISHED = ("Succeeded", "Failed", "Error")
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+#: Argo's log label keys: carried in ``extra`` by sources, sensors and triggers.
+LABEL_KEYS = (
+    "namespace",
+    "eventSourceName",
+    "eventSourceType",
+    "eventName",
+    "sensorName",
+    "triggerName",
+    "triggerType",
+    "dependencyName",
+    "eventID",
+    "workflow",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, msg, Argo's label keys, error."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in LABEL_KEYS:
+            value = record.__dict__.get(key)
+            if value is not None:
+                line[key] = value
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """The classic text line, with Argo's label keys appended as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        labels = " ".join(f"{k}={record.__dict__[k]}" for k in LABEL_KEYS if record.__dict__.get(k) is not None)
+        return f"{text} [{labels}]" if labels else text
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
     for noisy in ("aiohttp.access", "watchfiles.main"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
