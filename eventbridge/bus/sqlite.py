@@ -63,12 +63,10 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 _HEAD_SQL = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
 _INSERT_SQL = (
-    "INSERT OR IGNORE INTO events (namespace, source, subject, id, type, time, body) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO events (namespace, source, subject, id, type, time, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _SAVE_CURSOR_SQL = (
-    "INSERT INTO cursors (grp, seq) VALUES (?, ?) "
-    "ON CONFLICT (grp) DO UPDATE SET seq = max(seq, excluded.seq)"
+    "INSERT INTO cursors (grp, seq) VALUES (?, ?) ON CONFLICT (grp) DO UPDATE SET seq = max(seq, excluded.seq)"
 )
 
 _INSERT_RUN_SQL = (
@@ -253,9 +251,7 @@ class SqliteBus:
 
     async def _read_after(self, offset: int, limit: int) -> list[Delivery]:
         def read(conn: sqlite3.Connection) -> list[Delivery]:
-            rows = conn.execute(
-                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (offset, limit)
-            )
+            rows = conn.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (offset, limit))
             return [_delivery(row) for row in rows]
 
         result: list[Delivery] = await self._call(read)
@@ -354,9 +350,7 @@ class SqliteBus:
                         outcomes.append((command.future, result, None))
             except Exception as batch_error:  # noqa: BLE001
                 _rollback(conn)
-                log.warning(
-                    "bus batch of %d writes failed (%s); retrying one by one", len(writes), batch_error
-                )
+                log.warning("bus batch of %d writes failed (%s); retrying one by one", len(writes), batch_error)
                 # One transaction per command, so that one bad command fails alone.
                 for command in writes:
                     try:
@@ -392,9 +386,7 @@ class SqliteBus:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
             loop.call_soon_threadsafe(fn, *args)
 
-    def _after_batch(
-        self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]], head: int
-    ) -> None:
+    def _after_batch(self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]], head: int) -> None:
         if head > self._head:
             self._head = head
             for subscription in self._subscriptions.values():

@@ -19,6 +19,7 @@ Stringification follows Go:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -61,6 +62,17 @@ _SYNTAX_ERRORS = (
 )
 
 
+_SIMPLE_PATH = re.compile(r"[A-Za-z0-9_\-:/]+(?:\.[A-Za-z0-9_\-:/]+)*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _simple_parts(path: str) -> tuple[str, ...] | None:
+    """The keys of a path made only of plain keys and indexes (no gjson syntax), else None."""
+    if _SIMPLE_PATH.fullmatch(path) is None:
+        return None
+    return tuple(path.split("."))
+
+
 def lookup(data: Any, path: str) -> tuple[bool, Any]:
     """Resolve a gjson ``path`` in ``data``: ``(True, value)`` or ``(False, None)`` when absent.
 
@@ -68,6 +80,23 @@ def lookup(data: Any, path: str) -> tuple[bool, Any]:
     """
     if not isinstance(path, str) or path == "":
         raise ExprError("empty path: write a gjson path such as body.ref")
+    parts = _simple_parts(path)
+    if parts is not None:
+        # fast path for plain key/index chains (most paths), identical to gjson's answer
+        node = data
+        for part in parts:
+            if isinstance(node, dict):
+                if part not in node:
+                    return False, None
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit():
+                index = int(part)
+                if index >= len(node):
+                    return False, None
+                node = node[index]
+            else:
+                return False, None
+        return True, node
     try:
         value = gjson.get(data, path)
     except gjson.GJSONParseError as err:
@@ -173,8 +202,18 @@ def parse_go_float(text: str) -> float | None:
 
 
 _GO_BOOLS = {
-    "1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-    "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False,
+    "1": True,
+    "t": True,
+    "T": True,
+    "TRUE": True,
+    "true": True,
+    "True": True,
+    "0": False,
+    "f": False,
+    "F": False,
+    "FALSE": False,
+    "false": False,
+    "False": False,
 }
 
 

@@ -91,9 +91,7 @@ class EventBus(Manifest):
         if not kafka.url:
             findings.append(Finding("spec.kafka.url", "required: Kafka bootstrap servers (host:port,...)"))
         if kafka.partitioner and kafka.partitioner not in KAFKA_PARTITIONERS:
-            findings.append(
-                Finding("spec.kafka.partitioner", f"must be one of {', '.join(KAFKA_PARTITIONERS)}")
-            )
+            findings.append(Finding("spec.kafka.partitioner", f"must be one of {', '.join(KAFKA_PARTITIONERS)}"))
         group = kafka.consumer_group
         if group and group.rebalance_strategy and group.rebalance_strategy not in KAFKA_REBALANCE_STRATEGIES:
             findings.append(

@@ -161,9 +161,7 @@ def normalize_document(document: object) -> Any:
         value, target, slot, depth, ancestors = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
-            raise DocumentTooLarge(
-                f"document has more than {MAX_NODES} values (YAML aliases expand to too much data)"
-            )
+            raise DocumentTooLarge(f"document has more than {MAX_NODES} values (YAML aliases expand to too much data)")
         if isinstance(value, Mapping | list | tuple | set | frozenset):
             if depth >= MAX_DEPTH:
                 raise DocumentTooLarge(f"document nests deeper than {MAX_DEPTH} levels")

@@ -178,9 +178,7 @@ class _KubernetesConstructor(yaml.constructor.SafeConstructor):
         super().flatten_mapping(node)
         if len(explicit) == len(node.value):
             return
-        explicit_keys = {
-            key.value for key, _ in node.value if id(key) in explicit and isinstance(key, ScalarNode)
-        }
+        explicit_keys = {key.value for key, _ in node.value if id(key) in explicit and isinstance(key, ScalarNode)}
         kept: list[tuple[Node, Node]] = []
         merged_seen: set[str] = set()
         for key, value in reversed(node.value):  # later merged pairs win, as in PyYAML

@@ -88,7 +88,8 @@ class DataFilter(ArgoModel):
     type: str = ""
     value: list[GoString] = Field(default_factory=list)
     comparator: str | None = None
-    template: str | None = unsupported("Go templates in data filters are not supported yet")
+    #: Go text/template applied to the value (as a string, ``.Input``) before comparing
+    template: str | None = None
 
 
 class PayloadField(ArgoModel):
@@ -112,12 +113,15 @@ class EventDependencyFilter(ArgoModel):
     exprs: list[ExprFilter] | None = None
     data_logical_operator: str | None = None
     expr_logical_operator: str | None = None
-    script: str | None = unsupported("Lua script filters are not supported yet")
+    #: Lua filter (sandboxed); passes when it returns true
+    script: str | None = None
 
 
 class EventDependencyTransformer(ArgoModel):
-    jq: str | None = unsupported("jq transforms are not supported yet")
-    script: str | None = unsupported("Lua transforms are not supported yet")
+    """Replaces the event data before filtering: ``jq`` (first output, an object) or Lua ``script``."""
+
+    jq: str | None = None
+    script: str | None = None
 
 
 class EventDependency(ArgoModel):
@@ -141,9 +145,9 @@ class TriggerParameterSource(ArgoModel):
 
     dependency_name: str = ""
     context_key: str | None = None
-    context_template: str | None = unsupported("contextTemplate (Go templates) is not supported yet")
+    context_template: str | None = None
     data_key: str | None = None
-    data_template: str | None = unsupported("dataTemplate (Go templates) is not supported yet")
+    data_template: str | None = None
     value: GoString | None = None
     use_raw_data: bool | None = None
 
@@ -156,23 +160,43 @@ class TriggerParameter(ArgoModel):
     operation: str | None = None
 
 
+class FileArtifact(ArgoModel):
+    """``source.file``: a YAML/JSON file read when the trigger fires."""
+
+    path: str = ""
+
+
+class URLArtifact(ArgoModel):
+    """``source.url``: a YAML/JSON document fetched (GET) when the trigger fires."""
+
+    path: str = ""
+    verify_cert: bool | None = None
+
+
 class ArtifactLocation(ArgoModel):
-    """Where a trigger's resource comes from. ``resource`` (inline object) and ``inline`` (YAML or
-    JSON text) are supported."""
+    """Where a trigger's resource comes from: ``resource`` (inline object), ``inline`` (YAML or
+    JSON text), ``file``, ``url`` or ``configmap`` (a key of a ConfigMap)."""
 
     resource: dict[str, Any] | None = None
     inline: str | None = None
-    file: Any = unsupported("trigger source 'file' is not supported yet")
-    url: Any = unsupported("trigger source 'url' is not supported yet")
-    configmap: Any = unsupported("trigger source 'configmap' is not supported yet")
+    file: FileArtifact | None = None
+    url: URLArtifact | None = None
+    configmap: SecretKeySelector | None = None
     git: Any = unsupported("trigger source 'git' is not supported yet")
     s3: Any = unsupported("trigger source 's3' is not supported yet")
 
 
 ARGO_WORKFLOW_OPERATIONS = (
-    "submit", "submit-from", "resubmit", "retry", "resume", "suspend", "terminate", "stop",
+    "submit",
+    "submit-from",
+    "resubmit",
+    "retry",
+    "resume",
+    "suspend",
+    "terminate",
+    "stop",
 )
-SUPPORTED_ARGO_WORKFLOW_OPERATIONS = ("submit",)
+SUPPORTED_ARGO_WORKFLOW_OPERATIONS = ARGO_WORKFLOW_OPERATIONS
 
 
 class ArgoWorkflowTrigger(ArgoModel):
@@ -182,7 +206,81 @@ class ArgoWorkflowTrigger(ArgoModel):
     source: ArtifactLocation | None = None
     operation: str | None = None
     parameters: list[TriggerParameter] | None = None
-    args: list[str] | None = unsupported("argo CLI args are not supported yet")
+    args: list[str] | None = unsupported("argo CLI args have no meaning without the argo CLI; they are ignored")
+
+
+class ClientTLS(ArgoModel):
+    """Argo's TLSConfig for trigger clients: CA, client certificate and key from Secrets."""
+
+    ca_cert_secret: SecretKeySelector | None = None
+    client_cert_secret: SecretKeySelector | None = None
+    client_key_secret: SecretKeySelector | None = None
+    insecure_skip_verify: bool | None = None
+
+
+class BasicAuthSecrets(ArgoModel):
+    username: SecretKeySelector | None = None
+    password: SecretKeySelector | None = None
+
+
+class ValueFromSource(ArgoModel):
+    secret_key_ref: SecretKeySelector | None = None
+    config_map_key_ref: SecretKeySelector | None = None
+
+
+class SecureHeader(ArgoModel):
+    """A header whose value comes from a Secret or ConfigMap key (never logged)."""
+
+    name: str = ""
+    value_from: ValueFromSource | None = None
+
+
+class HTTPTrigger(ArgoModel):
+    """Sends an HTTP request: ``payload`` parameters build the JSON body (Argo's ConstructPayload),
+    ``parameters`` change this object (e.g. the ``url``) before the request."""
+
+    url: str = ""
+    method: str | None = None
+    payload: list[TriggerParameter] | None = None
+    parameters: list[TriggerParameter] | None = None
+    headers: dict[str, str] | None = None
+    secure_headers: list[SecureHeader] | None = None
+    dynamic_headers: list[TriggerParameter] | None = None
+    timeout: int | None = None
+    basic_auth: BasicAuthSecrets | None = None
+    tls: ClientTLS | None = None
+    host: str | None = None
+
+
+class KafkaTrigger(ArgoModel):
+    """Produces one record: ``payload`` parameters build the value, ``partitioningKey`` is the key."""
+
+    url: str = ""
+    topic: str = ""
+    partition: int | None = None
+    parameters: list[TriggerParameter] | None = None
+    payload: list[TriggerParameter] | None = None
+    partitioning_key: str | None = None
+    headers: dict[str, str] | None = None
+    secure_headers: list[SecureHeader] | None = None
+    required_acks: int | None = None
+    compress: bool | None = None
+    flush_frequency: int | None = None
+    version: str | None = None
+    tls: ClientTLS | None = None
+    sasl: Any = unsupported("SASL for the kafka trigger is not supported yet")
+    schema_registry: Any = unsupported("schemaRegistry (Avro) for the kafka trigger is not supported yet")
+
+
+class StandardK8STrigger(ArgoModel):
+    """Creates, updates, patches or deletes the ``source`` object (embedded mode: argoproj kinds in
+    the Store)."""
+
+    source: ArtifactLocation | None = None
+    operation: str | None = None
+    parameters: list[TriggerParameter] | None = None
+    patch_strategy: str | None = None
+    live_object: bool | None = None
 
 
 class LogTrigger(ArgoModel):
@@ -224,16 +322,15 @@ class TriggerTemplate(ArgoModel):
 
     name: str = ""
     conditions: str | None = None
-    conditions_reset: list[ConditionsResetCriteria] | None = unsupported(
-        "conditionsReset is not supported yet"
-    )
+    #: clears the held events of ``&&`` conditions at cron times
+    conditions_reset: list[ConditionsResetCriteria] | None = None
     argo_workflow: ArgoWorkflowTrigger | None = None
     log: LogTrigger | None = None
-    k8s: Any = unsupported("the k8s trigger is not supported yet")
-    http: Any = unsupported("the http trigger is not supported yet")
+    k8s: StandardK8STrigger | None = None
+    http: HTTPTrigger | None = None
     aws_lambda: Any = unsupported("the awsLambda trigger is not supported yet")
     custom: Any = unsupported("the custom trigger is not supported yet")
-    kafka: Any = unsupported("the kafka trigger is not supported yet")
+    kafka: KafkaTrigger | None = None
     nats: Any = unsupported("the nats trigger is not supported yet")
     slack: Any = unsupported("the slack trigger is not supported yet")
     open_whisk: Any = unsupported("the openWhisk trigger is not supported yet")
@@ -259,8 +356,8 @@ class StatusPolicy(ArgoModel):
 
 
 class TriggerPolicy(ArgoModel):
-    k8s: K8SResourcePolicy | None = unsupported("the k8s trigger policy is not supported yet")
-    status: StatusPolicy | None = unsupported("the status trigger policy is not supported yet")
+    k8s: K8SResourcePolicy | None = None
+    status: StatusPolicy | None = None
 
 
 class RateLimit(ArgoModel):
@@ -270,6 +367,17 @@ class RateLimit(ArgoModel):
     requests_per_unit: int | None = None
 
 
+class Debounce(ArgoModel):
+    """eventbridge extension (not Argo's): coalesce the firings of a trigger within ``window`` (a Go
+    duration such as ``30s``; an integer is nanoseconds) into one firing with the latest events.
+
+    The first firing opens the window; firings inside it replace the events; when the window
+    closes the trigger runs once. Coalesced events are acknowledged; the latest ones are
+    acknowledged after the firing ran."""
+
+    window: int | str = ""
+
+
 class Trigger(ArgoModel):
     template: TriggerTemplate | None = None
     parameters: list[TriggerParameter] | None = None
@@ -277,7 +385,10 @@ class Trigger(ArgoModel):
     retry_strategy: Backoff | None = None
     rate_limit: RateLimit | None = None
     at_least_once: bool | None = None
-    dlq_trigger: Trigger | None = unsupported("dlqTrigger is not supported yet")
+    #: runs with the same events after the last retry of this trigger failed
+    dlq_trigger: Trigger | None = None
+    #: eventbridge extension, see :class:`Debounce` (the ``eventbridge`` prefix cannot collide with Argo)
+    eventbridge_debounce: Debounce | None = None
 
     @property
     def name(self) -> str:
@@ -454,15 +565,19 @@ def _check_sensor(sensor: Sensor) -> list[Finding]:
             findings.append(Finding(f"{path}.name", f"duplicate dependency name {dependency.name!r}"))
         dependency_names.add(dependency.name)
         if not dependency.event_source_name:
-            findings.append(Finding(
-                f"{path}.eventSourceName",
-                "eventSourceName is required: without it the dependency never receives an event",
-            ))
+            findings.append(
+                Finding(
+                    f"{path}.eventSourceName",
+                    "eventSourceName is required: without it the dependency never receives an event",
+                )
+            )
         if not dependency.event_name:
-            findings.append(Finding(
-                f"{path}.eventName",
-                "eventName is required: without it the dependency never receives an event",
-            ))
+            findings.append(
+                Finding(
+                    f"{path}.eventName",
+                    "eventName is required: without it the dependency never receives an event",
+                )
+            )
         findings += _check_operator(dependency.filters_logical_operator, f"{path}.filtersLogicalOperator")
         if dependency.filters is not None:
             findings += _check_filters(dependency.filters, f"{path}.filters")
@@ -521,23 +636,19 @@ def _check_data_filter(data_filter: DataFilter, path: str) -> list[Finding]:
     if not data_filter.path:
         findings.append(Finding(f"{path}.path", "path is required (a gjson path such as body.ref)"))
     if data_filter.type not in DATA_FILTER_TYPES:
-        findings.append(Finding(
-            f"{path}.type", f"unknown type {data_filter.type!r}: use string, number or bool"
-        ))
+        findings.append(Finding(f"{path}.type", f"unknown type {data_filter.type!r}: use string, number or bool"))
     comparator = data_filter.comparator or ""
     if comparator not in COMPARATORS:
-        findings.append(Finding(
-            f"{path}.comparator", f"unknown comparator {comparator!r}: use =, !=, >, >=, < or <="
-        ))
+        findings.append(Finding(f"{path}.comparator", f"unknown comparator {comparator!r}: use =, !=, >, >=, < or <="))
     elif data_filter.type == "string" and comparator not in ("", "=", "!="):
-        findings.append(Finding(
-            f"{path}.comparator",
-            f"comparator {comparator!r} never matches a string filter: use = or !=",
-        ))
+        findings.append(
+            Finding(
+                f"{path}.comparator",
+                f"comparator {comparator!r} never matches a string filter: use = or !=",
+            )
+        )
     elif data_filter.type == "bool" and comparator not in ("", "="):
-        findings.append(Finding(
-            f"{path}.comparator", "the comparator is ignored for bool filters", "warning"
-        ))
+        findings.append(Finding(f"{path}.comparator", "the comparator is ignored for bool filters", "warning"))
     if not data_filter.value:
         findings.append(Finding(f"{path}.value", "value list is empty: give at least one value"))
     for index, value in enumerate(data_filter.value):
@@ -552,17 +663,18 @@ def _check_data_filter(data_filter: DataFilter, path: str) -> list[Finding]:
         elif data_filter.type == "bool" and value not in _GO_BOOL:
             findings.append(Finding(here, f"{value!r} is not a bool: use true or false"))
     if data_filter.type == "number" and comparator == "!=" and len(data_filter.value) > 1:
-        findings.append(Finding(
-            f"{path}.value",
-            "'!=' with several values matches if the event differs from ANY of them, which is "
-            "nearly always true",
-            "warning",
-        ))
+        findings.append(
+            Finding(
+                f"{path}.value",
+                "'!=' with several values matches if the event differs from ANY of them, which is nearly always true",
+                "warning",
+            )
+        )
     return findings
 
 
 def _check_parameters(
-    parameters: list[TriggerParameter] | None, path: str, dependency_names: set[str]
+    parameters: list[TriggerParameter] | None, path: str, dependency_names: set[str], *, dest_required: bool = True
 ) -> list[Finding]:
     findings: list[Finding] = []
     for index, parameter in enumerate(parameters or []):
@@ -570,18 +682,22 @@ def _check_parameters(
         if parameter.src is None:
             findings.append(Finding(f"{here}.src", "src is required"))
         elif parameter.src.dependency_name not in dependency_names:
-            findings.append(Finding(
-                f"{here}.src.dependencyName",
-                f"unknown dependency {parameter.src.dependency_name!r}"
-                f" (known: {', '.join(sorted(dependency_names)) or 'none'})",
-            ))
-        if not parameter.dest:
+            findings.append(
+                Finding(
+                    f"{here}.src.dependencyName",
+                    f"unknown dependency {parameter.src.dependency_name!r}"
+                    f" (known: {', '.join(sorted(dependency_names)) or 'none'})",
+                )
+            )
+        if not parameter.dest and dest_required:
             findings.append(Finding(f"{here}.dest", "dest is required"))
         if (parameter.operation or "") not in PARAMETER_OPERATIONS:
-            findings.append(Finding(
-                f"{here}.operation",
-                f"unknown operation {parameter.operation!r}: use overwrite, append or prepend",
-            ))
+            findings.append(
+                Finding(
+                    f"{here}.operation",
+                    f"unknown operation {parameter.operation!r}: use overwrite, append or prepend",
+                )
+            )
     return findings
 
 
@@ -603,18 +719,14 @@ def _check_trigger(trigger: Trigger, path: str, dependency_names: set[str], seen
         else:
             for name in dict.fromkeys(names):
                 if name not in dependency_names:
-                    findings.append(Finding(
-                        f"{path}.template.conditions", f"unknown dependency {name!r} in conditions"
-                    ))
+                    findings.append(
+                        Finding(f"{path}.template.conditions", f"unknown dependency {name!r} in conditions")
+                    )
     keys = template.type_keys()
     if not keys:
-        findings.append(Finding(
-            f"{path}.template", f"no trigger type set: add one of {', '.join(TRIGGER_TYPE_KEYS)}"
-        ))
+        findings.append(Finding(f"{path}.template", f"no trigger type set: add one of {', '.join(TRIGGER_TYPE_KEYS)}"))
     elif len(keys) > 1:
-        findings.append(Finding(
-            f"{path}.template", f"several trigger types set ({', '.join(keys)}): keep one"
-        ))
+        findings.append(Finding(f"{path}.template", f"several trigger types set ({', '.join(keys)}): keep one"))
     findings += _check_parameters(trigger.parameters, f"{path}.parameters", dependency_names)
     workflow = template.argo_workflow
     if workflow is not None:
@@ -623,23 +735,94 @@ def _check_trigger(trigger: Trigger, path: str, dependency_names: set[str], seen
         if operation not in ARGO_WORKFLOW_OPERATIONS:
             findings.append(Finding(f"{here}.operation", f"unknown operation {operation!r}"))
         elif operation not in SUPPORTED_ARGO_WORKFLOW_OPERATIONS:
-            findings.append(Finding(
-                f"{here}.operation", f"operation {operation!r} is not supported yet", "warning"
-            ))
+            findings.append(Finding(f"{here}.operation", f"operation {operation!r} is not supported yet", "warning"))
         source = workflow.source
-        if source is None or (source.resource is None and source.inline is None):
-            other = source is not None and any(
-                getattr(source, key) is not None for key in ("file", "url", "configmap", "git", "s3")
-            )
-            if not other:
-                findings.append(Finding(f"{here}.source", "source is required: set source.resource"))
+        if source is None or not any(
+            getattr(source, key) is not None for key in ("resource", "inline", "file", "url", "configmap", "git", "s3")
+        ):
+            findings.append(Finding(f"{here}.source", "source is required: set source.resource"))
         findings += _check_parameters(workflow.parameters, f"{here}.parameters", dependency_names)
+    findings += _check_trigger_options(trigger, template, path, dependency_names)
     if trigger.rate_limit is not None:
         unit = trigger.rate_limit.unit or "Second"
         if unit not in RATE_LIMIT_UNITS:
-            findings.append(Finding(
-                f"{path}.rateLimit.unit", f"unknown unit {unit!r}: use Second, Minute or Hour"
-            ))
+            findings.append(Finding(f"{path}.rateLimit.unit", f"unknown unit {unit!r}: use Second, Minute or Hour"))
         if trigger.rate_limit.requests_per_unit is not None and trigger.rate_limit.requests_per_unit <= 0:
             findings.append(Finding(f"{path}.rateLimit.requestsPerUnit", "must be positive"))
+    return findings
+
+
+_GO_DURATION = re.compile(
+    r"(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h)(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))*|0"
+)
+K8S_OPERATIONS = ("create", "update", "patch", "delete")
+
+
+def _check_trigger_options(
+    trigger: Trigger, template: TriggerTemplate, path: str, dependency_names: set[str]
+) -> list[Finding]:
+    """Checks of conditionsReset, debounce, dlqTrigger and the http/kafka/k8s trigger fields."""
+    from croniter import croniter
+
+    findings: list[Finding] = []
+    for index, criteria in enumerate(template.conditions_reset or []):
+        here = f"{path}.template.conditionsReset.{index}.byTime"
+        if criteria.by_time is None:
+            continue
+        if not croniter.is_valid(criteria.by_time.cron) or len(criteria.by_time.cron.split()) != 5:
+            findings.append(Finding(f"{here}.cron", f"{criteria.by_time.cron!r} is not a 5-field cron expression"))
+        if criteria.by_time.timezone:
+            findings += _check_timezone(criteria.by_time.timezone, f"{here}.timezone")
+        if template.conditions and "&&" not in template.conditions:
+            findings.append(
+                Finding(
+                    f"{path}.template.conditionsReset",
+                    "conditionsReset has no effect: without '&&' no event is ever held",
+                    "warning",
+                )
+            )
+    debounce = trigger.eventbridge_debounce
+    if debounce is not None:
+        window = debounce.window
+        if isinstance(window, str) and not _GO_DURATION.fullmatch(window.strip()):
+            findings.append(Finding(f"{path}.eventbridgeDebounce.window", f"{window!r} is not a duration such as 30s"))
+        elif isinstance(window, int) and window < 0:
+            findings.append(Finding(f"{path}.eventbridgeDebounce.window", "must not be negative"))
+    if trigger.dlq_trigger is not None:
+        dlq_seen: set[str] = set()
+        for finding in _check_trigger(trigger.dlq_trigger, f"{path}.dlqTrigger", dependency_names, dlq_seen):
+            findings.append(finding)
+    if trigger.policy is not None and trigger.policy.status is not None and template.http is None:
+        findings.append(Finding(f"{path}.policy.status", "policy.status only applies to http triggers", "warning"))
+    if template.http is not None:
+        here = f"{path}.template.http"
+        if not template.http.url and not template.http.parameters:
+            findings.append(Finding(f"{here}.url", "url is required"))
+        findings += _check_parameters(template.http.payload, f"{here}.payload", dependency_names, dest_required=False)
+        findings += _check_parameters(template.http.parameters, f"{here}.parameters", dependency_names)
+    if template.kafka is not None:
+        here = f"{path}.template.kafka"
+        if not template.kafka.url:
+            findings.append(Finding(f"{here}.url", "url is required (comma-separated brokers)"))
+        if not template.kafka.topic:
+            findings.append(Finding(f"{here}.topic", "topic is required"))
+        if template.kafka.payload is None:
+            findings.append(Finding(f"{here}.payload", "payload parameters are required"))
+        findings += _check_parameters(template.kafka.payload, f"{here}.payload", dependency_names, dest_required=False)
+        findings += _check_parameters(template.kafka.parameters, f"{here}.parameters", dependency_names)
+    if template.k8s is not None:
+        here = f"{path}.template.k8s"
+        if (template.k8s.operation or "create") not in K8S_OPERATIONS:
+            findings.append(
+                Finding(
+                    f"{here}.operation",
+                    f"unknown operation {template.k8s.operation!r}: use create, update, patch or delete",
+                )
+            )
+        source = template.k8s.source
+        if source is None or not any(
+            getattr(source, key) is not None for key in ("resource", "inline", "file", "url", "configmap", "git", "s3")
+        ):
+            findings.append(Finding(f"{here}.source", "source is required: set source.resource"))
+        findings += _check_parameters(template.k8s.parameters, f"{here}.parameters", dependency_names)
     return findings

@@ -22,12 +22,16 @@ Semantics, in Argo's evaluation order ``exprs``, ``data``, ``context``, ``time``
 * ``filtersLogicalOperator`` ``and`` (default): every kind must pass, the first error fails.
   ``or``: passes when any *configured* kind passes; but, as in Argo's ``Filter``, any error
   reported by a kind discards the event.
-* ``script`` (Lua) and ``transform`` are not supported yet: a dependency that uses them never
-  passes (fail closed), with a reason saying so; lint warns about them.
+* ``script``: a sandboxed Lua filter (:mod:`.scripting`); it passes when the script returns
+  ``true``; a script error discards the event whatever the operator (as Argo).
+* ``transform`` (``jq`` or Lua ``script``) runs before the filters and replaces the event data;
+  a transform error drops the event for that dependency.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventbridge.errors import ExprError
 from eventbridge.events import Event
+from eventbridge.expr.gotemplate import render_input
 from eventbridge.expr.paths import (
     go_bool,
     go_float,
@@ -53,16 +58,43 @@ from eventbridge.models.sensor import (
     TimeFilter,
 )
 from eventbridge.sensor import govaluate
+from eventbridge.sensor.scripting import jq_transform, script_filter, script_transform
+
+#: Compiled once per distinct pattern/expression (a sensor's filters are fixed): the filter chain
+#: must stay cheap per event.
+_regex = functools.lru_cache(maxsize=4096)(re.compile)
+_expression = functools.lru_cache(maxsize=2048)(govaluate.parse)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses are slow to build, and these are per event
+class FilterCheck:
+    """The result of one configured filter kind (``data``, ``exprs``, ``context``, ``time``,
+    ``script``, ``transform``), for traces and ``sensor test``."""
+
+    kind: str
+    passed: bool
+    reason: str
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"kind": self.kind, "passed": self.passed, "reason": self.reason}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(slots=True)  # treated as immutable; not frozen for speed (the filter chain is hot)
 class FilterResult:
-    """Outcome of filtering one event: ``passed``, a human ``reason``, and ``error`` if any."""
+    """Outcome of filtering one event: ``passed``, a human ``reason``, and ``error`` if any;
+    ``checks`` has one entry per configured filter kind."""
 
     passed: bool
     reason: str
     error: str | None = None
     details: tuple[str, ...] = field(default=())
+    checks: tuple[FilterCheck, ...] = field(default=())
+    #: the event after ``transform`` (set by :func:`filter_dependency` when a transform ran)
+    event: Event | None = None
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -106,7 +138,10 @@ def _one_data_filter(index: int, data_filter: DataFilter, data: object) -> tuple
     if not data_filter.value:
         raise _FilterError(f"data filter {index}: no values specified")
     if data_filter.template:
-        raise _FilterError(f"data filter {index}: data filter templates are not supported yet")
+        try:
+            value = render_input(data_filter.template, go_string(value))
+        except ExprError as err:
+            raise _FilterError(f"data filter {index}: template: {err}") from None
     comparator = data_filter.comparator or ""
     kind = data_filter.type
     if kind == "bool":
@@ -132,7 +167,7 @@ def _one_data_filter(index: int, data_filter: DataFilter, data: object) -> tuple
         text = go_string(value)
         for expected in data_filter.value:
             try:
-                pattern = re.compile(expected)
+                pattern = _regex(expected)
             except re.error as err:
                 message = f"data filter {index}: invalid regular expression {expected!r}: {err}"
                 raise _FilterError(message) from None
@@ -194,9 +229,7 @@ def filter_data(filters: list[DataFilter] | None, operator: str | None, data: ob
         return FilterResult(True, "no data filters")
     if data is None:
         return FilterResult(True, "event has no data")
-    return _combine(
-        len(filters), lambda index: _one_data_filter(index, filters[index], data), operator, "data"
-    )
+    return _combine(len(filters), lambda index: _one_data_filter(index, filters[index], data), operator, "data")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +251,7 @@ def _one_expr_filter(index: int, expr_filter: ExprFilter, data: object) -> tuple
         # Argo skips an expression without bound fields; under AND that counts as passing.
         return True, ""
     try:
-        result = govaluate.evaluate(govaluate.parse(expr_filter.expr), variables)
+        result = govaluate.evaluate(_expression(expr_filter.expr), variables)
     except ExprError as err:
         raise _FilterError(f"expr filter {index}: {expr_filter.expr!r}: {err}") from None
     if result is True:
@@ -232,9 +265,7 @@ def filter_exprs(filters: list[ExprFilter] | None, operator: str | None, data: o
         return FilterResult(True, "no expr filters")
     if data is None:
         return FilterResult(True, "event has no data")
-    return _combine(
-        len(filters), lambda index: _one_expr_filter(index, filters[index], data), operator, "expr"
-    )
+    return _combine(len(filters), lambda index: _one_expr_filter(index, filters[index], data), operator, "expr")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,11 +277,11 @@ def filter_context(expected: EventContext | None, event: Event) -> FilterResult:
     """Every non-empty ``type``, ``subject``, ``source``, ``datacontenttype`` must match exactly."""
     if expected is None:
         return FilterResult(True, "no context filter")
-    actual = event.context()
     for key in ("type", "subject", "source", "datacontenttype"):
         wanted = getattr(expected, key)
-        if wanted and wanted != actual[key]:
-            return FilterResult(False, f"context filter: {key} is {actual[key]!r}, not {wanted!r}")
+        actual = getattr(event, key)
+        if wanted and wanted != actual:
+            return FilterResult(False, f"context filter: {key} is {actual!r}, not {wanted!r}")
     return FilterResult(True, "context filter matched")
 
 
@@ -299,53 +330,94 @@ def filter_time(time_filter: TimeFilter | None, moment: datetime) -> FilterResul
 # ---------------------------------------------------------------------------------------------
 
 
-def filter_event(
-    filters: EventDependencyFilter | None, operator: str | None, event: Event
-) -> FilterResult:
+def filter_script(script: str | None, data: object) -> FilterResult:
+    """Argo's Lua ``script`` filter (sandboxed, :mod:`.scripting`): passes when it returns ``true``."""
+    if not script:
+        return FilterResult(True, "no script filter")
+    try:
+        passed = script_filter(script, data)
+    except ExprError as err:
+        message = f"script filter: {err}"
+        return FilterResult(False, message, message)
+    if passed:
+        return FilterResult(True, "script filter returned true")
+    return FilterResult(False, "script filter did not return true")
+
+
+def filter_event(filters: EventDependencyFilter | None, operator: str | None, event: Event) -> FilterResult:
     """Apply every configured filter kind and combine them with ``filtersLogicalOperator``."""
     if filters is None:
         return FilterResult(True, "no filters")
     use_or = operator == "or"
-    results: list[tuple[bool, FilterResult]] = [
-        (filters.exprs is not None, filter_exprs(filters.exprs, filters.expr_logical_operator, event.data)),
-        (filters.data is not None, filter_data(filters.data, filters.data_logical_operator, event.data)),
-        (filters.context is not None, filter_context(filters.context, event)),
-        (filters.time is not None, filter_time(filters.time, event.time)),
+    results: list[tuple[str, bool, FilterResult]] = [
+        ("exprs", filters.exprs is not None, filter_exprs(filters.exprs, filters.expr_logical_operator, event.data)),
+        ("data", filters.data is not None, filter_data(filters.data, filters.data_logical_operator, event.data)),
+        ("context", filters.context is not None, filter_context(filters.context, event)),
+        ("time", filters.time is not None, filter_time(filters.time, event.time)),
+        ("script", bool(filters.script), filter_script(filters.script, event.data)),
     ]
-    if filters.script:
-        message = "script filter: Lua script filters are not supported yet"
-        return FilterResult(False, message, message)
-    errors = [result.error for _, result in results if result.error]
-    details = tuple(result.reason for configured, result in results if configured)
+    checks = tuple(
+        FilterCheck(kind, result.passed, result.reason, result.error)
+        for kind, configured, result in results
+        if configured
+    )
+    script_result = results[-1][2]
+    if script_result.error:
+        # Argo returns a script error at once, whatever the operator
+        return FilterResult(False, script_result.reason, script_result.error, (), checks)
+    errors = [result.error for _, _, result in results if result.error]
+    details = tuple(result.reason for _, configured, result in results if configured)
     if not use_or:
-        for _, result in results:
+        for _, _, result in results:
             if result.error or not result.passed:
-                return FilterResult(False, result.reason, result.error, details)
-        return FilterResult(True, "; ".join(details) or "no filters", None, details)
-    configured_passes = [result for configured, result in results if configured and result.passed]
+                return FilterResult(False, result.reason, result.error, details, checks)
+        return FilterResult(True, "; ".join(details) or "no filters", None, details, checks)
+    configured_passes = [result for _, configured, result in results if configured and result.passed]
     if errors:
         message = " / ".join(errors)
-        return FilterResult(False, f"discarded due to filtering error: {message}", message, details)
+        return FilterResult(False, f"discarded due to filtering error: {message}", message, details, checks)
     if configured_passes:
-        return FilterResult(True, configured_passes[0].reason, None, details)
-    return FilterResult(False, "no filter passed: " + "; ".join(details), None, details)
+        return FilterResult(True, configured_passes[0].reason, None, details, checks)
+    return FilterResult(False, "no filter passed: " + "; ".join(details), None, details, checks)
+
+
+def transform_event(dependency: EventDependency, event: Event) -> Event:
+    """Argo's ``transform``: ``jq`` (first) or ``script`` replaces the event data; raises ExprError."""
+    transform = dependency.transform
+    if transform is None or not (transform.jq or transform.script):
+        return event
+    if transform.jq:
+        data = jq_transform(transform.jq, event.data)
+    else:
+        data = script_transform(transform.script or "", event.data)
+    return dataclasses.replace(event, data=data, datacontenttype="application/json")
 
 
 def filter_dependency(dependency: EventDependency, event: Event) -> FilterResult:
-    """Transform (not supported yet: fail closed) then filter, as Argo processes a dependency."""
-    transform = dependency.transform
-    if transform is not None and (transform.jq or transform.script):
-        message = f"dependency {dependency.name}: transforms are not supported yet; event dropped"
-        return FilterResult(False, message, message)
-    return filter_event(dependency.filters, dependency.filters_logical_operator, event)
+    """Transform then filter, as Argo processes a dependency. ``result.event`` is the event the
+    dependency keeps (transformed); a transform error drops the event."""
+    try:
+        transformed = transform_event(dependency, event)
+    except ExprError as err:
+        message = f"transform: {err}"
+        check = FilterCheck("transform", False, message, message)
+        return FilterResult(False, message, message, (), (check,))
+    result = filter_event(dependency.filters, dependency.filters_logical_operator, transformed)
+    if transformed is not event:
+        check = FilterCheck("transform", True, "transformed the event data")
+        result = dataclasses.replace(result, checks=(check, *result.checks), event=transformed)
+    return result
 
 
 __all__ = [
+    "FilterCheck",
     "FilterResult",
     "filter_context",
     "filter_data",
     "filter_dependency",
     "filter_event",
     "filter_exprs",
+    "filter_script",
     "filter_time",
+    "transform_event",
 ]

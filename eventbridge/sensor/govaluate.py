@@ -37,8 +37,35 @@ MAX_STRING = 1 << 20
 MAX_REGEX = 1024
 
 _OPERATORS = (
-    "**", "==", "!=", ">=", "<=", "=~", "!~", "&&", "||", "<<", ">>", "??",
-    "+", "-", "*", "/", "%", ">", "<", "!", "~", "&", "|", "^", "?", ":", "(", ")", ",",
+    "**",
+    "==",
+    "!=",
+    ">=",
+    "<=",
+    "=~",
+    "!~",
+    "&&",
+    "||",
+    "<<",
+    ">>",
+    "??",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    ">",
+    "<",
+    "!",
+    "~",
+    "&",
+    "|",
+    "^",
+    "?",
+    ":",
+    "(",
+    ")",
+    ",",
 )
 _NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _IDENT_START = re.compile(r"[A-Za-z_\\]")
@@ -71,7 +98,7 @@ def tokenize(text: str) -> list[Token]:
             end = text.find("]", index)
             if end < 0:
                 raise ExprError(f"unclosed '[' at column {column}")
-            tokens.append(Token("var", text[index + 1:end], column))
+            tokens.append(Token("var", text[index + 1 : end], column))
             index = end + 1
             continue
         number = _NUMBER.match(text, index)
@@ -132,6 +159,8 @@ def _read_identifier(text: str, index: int) -> tuple[str, int]:
             position += 1
         else:
             break
+    if position == index:
+        raise ExprError(f"unexpected character {text[index]!r} at column {index + 1}")
     return "".join(out), position
 
 
@@ -431,8 +460,7 @@ class _Evaluator:
             return joined
         if not isinstance(left, float) or not isinstance(right, float):
             raise ExprError(
-                f"{operator!r} at column {node.column} needs numbers, "
-                f"got {go_text(left)!r} and {go_text(right)!r}"
+                f"{operator!r} at column {node.column} needs numbers, got {go_text(left)!r} and {go_text(right)!r}"
             )
         return _arithmetic(operator, left, right)
 
@@ -446,8 +474,10 @@ def _arithmetic(operator: str, left: float, right: float) -> float:
         return left * right
     if operator == "/":
         if right == 0:
-            return math.nan if left == 0 or math.isnan(left) else math.copysign(math.inf, left) * (
-                math.copysign(1.0, right)
+            return (
+                math.nan
+                if left == 0 or math.isnan(left)
+                else math.copysign(math.inf, left) * (math.copysign(1.0, right))
             )
         return left / right
     if operator == "%":

@@ -1,33 +1,31 @@
 """The sensor engine: bus events -> dependencies -> filters -> conditions -> triggers.
 
 :class:`SensorManager` runs every Sensor it is given. Each sensor has ONE bus subscription,
-group ``sensor:{namespace}/{name}``, kept across spec changes so its cursor survives. An event
-is considered when its namespace is the sensor's and ``source``/``subject`` equal a dependency's
-``eventSourceName``/``eventName``. Per dependency the filters run (:mod:`.filters`); every
-decision is logged with a human reason and passed to the optional ``on_record`` hook.
+group ``sensor:{namespace}/{name}``, kept across spec changes so its cursor survives. The rules
+of dependencies and conditions are in :mod:`.engine`; every decision is logged with a reason,
+recorded in the :class:`~eventbridge.sensor.traces.TraceLog` (``SensorManager.traces``) and
+passed to the optional ``on_record`` hook.
 
-Conditions (Argo's rules): with no ``conditions`` all dependencies are AND'ed. If the expression
-has no ``&&``, every passing event of a dependency named in it fires the trigger at once, with
-only that event. Otherwise the latest event per dependency is kept (an older one is dropped)
-until the expression holds; then the trigger fires with all kept events and they are cleared.
+Delivery (at-least-once to the sensor, effectively-once workflows):
 
-Delivery (at-least-once, effectively-once workflows):
-
-* An event is acknowledged on the bus only when every trigger it fired has finished, and, for
-  ``&&`` conditions, only once it is no longer held as pending state (it fired or was
-  replaced by a newer event of the same dependency). A crash therefore never loses an event.
-* Pending ``&&`` state lives in memory; it is rebuilt after a restart because the held events
-  were not acknowledged and the bus redelivers them (with every later event of that sensor, as
-  the cursor only moves over a contiguous acknowledged prefix). Those later events fire their
-  triggers again: the ``argoWorkflow`` trigger names its Workflow after the firing, so a replay
-  finds it and creates nothing; a ``log`` trigger prints again. A durable state table can
-  replace this later.
-* Each execution is retried per ``retryStrategy`` (Argo's Backoff; one attempt by default)
-  unless it fails with :class:`PermanentError`. A trigger that keeps failing is logged (and
-  recorded) and the event is acknowledged anyway, so one broken trigger cannot block the sensor
-  forever; ``dlqTrigger`` (not supported yet) is where such events will go. ``atLeastOnce`` is
-  accepted and has no effect: executions are always awaited before the acknowledgement.
+* An event is acknowledged on the bus only after every trigger it fired has run (succeeded, or
+  failed after its retries and its ``dlqTrigger``). ``atLeastOnce`` is therefore always on:
+  the field is accepted and changes nothing. A crash before that redelivers the event; the
+  ``argoWorkflow`` trigger recognises the firing (same key) and creates nothing twice.
+* Events held by ``&&`` conditions: with ``state_path`` (the embedded runtime passes
+  ``state_dir/"sensors.db"``) they are written to a SQLite table (:mod:`.state`) and then
+  acknowledged; a restart loads them back, so a half-met condition survives without replaying
+  later events. Without ``state_path`` they stay unacknowledged until they fire or are replaced,
+  and the bus redelivers them (and every later event) after a restart.
+* ``conditionsReset.byTime`` clears a trigger's held events at each cron tick (croniter, in the
+  criteria's timezone); at start, stored events older than the previous tick are cleared.
+* Each execution is retried per ``retryStrategy`` (Argo's Backoff; one attempt by default; always
+  honoured) unless it fails with :class:`PermanentError`. After the last failure the
+  ``dlqTrigger`` runs once with the same events (its own ``retryStrategy`` applies). A failed
+  firing is logged, traced and then acknowledged, so one broken trigger cannot block the sensor.
 * ``rateLimit`` delays executions (never drops them), per trigger.
+* ``eventbridgeDebounce`` (an eventbridge extension, not Argo's): firings within the window are
+  coalesced into one firing with the latest events, run when the window closes.
 """
 
 from __future__ import annotations
@@ -38,38 +36,40 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import ValidationError
 
 from eventbridge.bus.base import Bus, Delivery, Subscription
 from eventbridge.errors import EventBridgeError, PermanentError, TemporaryError
-from eventbridge.events import Event
+from eventbridge.events import Event, format_time
 from eventbridge.models.base import References
-from eventbridge.models.sensor import (
-    ConditionNode,
-    ConditionSyntaxError,
-    Sensor,
-    Trigger,
-    TriggerParameter,
-    TriggerTemplate,
-    condition_names,
-    evaluate_conditions,
-    parse_conditions,
-)
-from eventbridge.sensor.filters import filter_dependency
-from eventbridge.sensor.params import apply_params
+from eventbridge.models.sensor import Sensor, Trigger, TriggerParameter, TriggerTemplate
+from eventbridge.sensor.engine import ResetSchedule, TriggerPlan, match_dependencies, offer, plan_trigger
+from eventbridge.sensor.params import apply_params, construct_payload, resolve_param_value
 from eventbridge.sensor.retry import RateLimiter, RetryPlan
+from eventbridge.sensor.state import PendingStore
+from eventbridge.sensor.traces import TraceLog
 from eventbridge.store.base import Store
 from eventbridge.triggers import base as trigger_base
-from eventbridge.triggers.base import TriggerAction, TriggerCall, TriggerOutcome, TriggerServices
+from eventbridge.triggers.base import (
+    TriggerAction,
+    TriggerCall,
+    TriggerOutcome,
+    TriggerServices,
+    WorkflowOperations,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class SensorRecord:
-    """One decision of a sensor, for traces: a dependency filter or a trigger execution."""
+    """One decision of a sensor, for hooks: a dependency filter or a trigger execution."""
 
     sensor: str  # namespace/name
     kind: Literal["filter", "trigger"]
@@ -93,17 +93,91 @@ def fingerprint(sensor: Sensor) -> str:
     return json.dumps([sensor.namespace, sensor.name, sensor.spec.dump()], sort_keys=True, default=str)
 
 
+def parameterized_template(trigger: Trigger, events: Mapping[str, Event]) -> TriggerTemplate:
+    """The trigger's template with the trigger-level ``parameters`` applied (Argo's
+    ApplyTemplateParameters)."""
+    if trigger.template is None:
+        raise PermanentError("trigger has no template")
+    if not trigger.parameters:
+        return trigger.template
+    document = apply_params(trigger.template.dump(), trigger.parameters, events)
+    try:
+        return TriggerTemplate.model_validate(document)
+    except ValidationError as err:
+        raise PermanentError(f"trigger parameters produced an invalid template: {err}") from None
+
+
+def make_call(sensor: Sensor, trigger: Trigger, events: Mapping[str, Event]) -> TriggerCall:
+    """A TriggerCall with the trigger-level parameters applied and the resource applier bound."""
+
+    def applier(document: Any, parameters: Sequence[TriggerParameter] | None) -> Any:
+        return apply_params(document, parameters, events)
+
+    def payload(parameters: Sequence[TriggerParameter] | None) -> bytes:
+        return construct_payload(parameters, events)
+
+    def resolve(parameter: TriggerParameter) -> str | None:
+        if parameter.src is None:
+            raise PermanentError(f"parameter for {parameter.dest!r} has no src")
+        resolved = resolve_param_value(parameter.src, events)
+        return resolved.text if resolved is not None else None
+
+    return TriggerCall(
+        sensor=sensor,
+        trigger=trigger,
+        template=parameterized_template(trigger, events),
+        events=events,
+        apply_params=applier,
+        build_payload=payload,
+        resolve_value=resolve,
+    )
+
+
+def previous_tick(schedule: ResetSchedule, now: datetime) -> datetime:
+    zone = _zone(schedule.timezone)
+    value: datetime = croniter(schedule.cron, now.astimezone(zone)).get_prev(datetime)
+    return value
+
+
+def next_tick(schedule: ResetSchedule, now: datetime) -> datetime:
+    zone = _zone(schedule.timezone)
+    value: datetime = croniter(schedule.cron, now.astimezone(zone)).get_next(datetime)
+    return value
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 @dataclass(slots=True)
-class _TriggerState:
-    trigger: Trigger
-    name: str
-    tree: ConditionNode | None
-    dependencies: frozenset[str]
-    immediate: bool
+class _Held:
+    event: Event
+    delivery: Delivery | None  # None when the event is durable in the state table (already acked)
+
+
+@dataclass(slots=True)
+class _Debounce:
+    window: float
+    events: dict[str, Event] | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    coalesced: int = 0
+
+
+@dataclass(slots=True)
+class _TriggerRuntime:
+    plan: TriggerPlan
     action: TriggerAction | None
-    plan: RetryPlan
+    dlq: Trigger | None
+    dlq_action: TriggerAction | None
+    retry: RetryPlan
+    dlq_retry: RetryPlan
     limiter: RateLimiter
-    pending: dict[str, Delivery] = field(default_factory=dict)
+    pending: dict[str, _Held] = field(default_factory=dict)
+    debounce: _Debounce | None = None
 
 
 class _SensorRunner:
@@ -117,6 +191,8 @@ class _SensorRunner:
         on_record: RecordHook | None,
         group: str,
         from_start: bool,
+        state: PendingStore | None,
+        traces: TraceLog,
     ) -> None:
         self.sensor = sensor
         self.key = f"{sensor.namespace}/{sensor.name}"
@@ -126,74 +202,122 @@ class _SensorRunner:
         self._on_record = on_record
         self._group = group
         self._from_start = from_start
+        self._state = state
+        self._traces = traces
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._holds: dict[int, int] = {}
-        self._dependencies = {dependency.name: dependency for dependency in sensor.spec.dependencies}
-        self._triggers = [self._trigger_state(trigger) for trigger in sensor.spec.triggers]
+        self._lock = asyncio.Lock()
         self._extra = {"sensorName": sensor.name, "namespace": sensor.namespace}
+        self._triggers = [self._runtime(trigger) for trigger in sensor.spec.triggers]
 
-    def _trigger_state(self, trigger: Trigger) -> _TriggerState:
-        name = trigger.name
-        all_names = [dependency.name for dependency in self.sensor.spec.dependencies]
-        expression = (trigger.template.conditions if trigger.template else None) or " && ".join(all_names)
-        tree: ConditionNode | None
-        try:
-            tree = parse_conditions(expression) if expression else None
-        except ConditionSyntaxError as err:
-            log.error("sensor %s trigger %s: bad conditions %r: %s; it will never fire",
-                      self.key, name, expression, err, extra={"triggerName": name})
-            tree = None
-        dependencies = frozenset(condition_names(tree)) if tree is not None else frozenset()
+    def _runtime(self, trigger: Trigger) -> _TriggerRuntime:
+        plan = plan_trigger(self.sensor, trigger)
+        extra = {**self._extra, "triggerName": plan.name}
+        if plan.problem:
+            log.error("sensor %s trigger %s: %s; it will never fire", self.key, plan.name, plan.problem, extra=extra)
         action = trigger_base.action_for(self.sensor, trigger, self._services)
         if action is None:
             keys = trigger.template.type_keys() if trigger.template else []
-            log.warning("sensor %s trigger %s: trigger type %s is not supported yet; it will be skipped",
-                        self.key, name, ", ".join(keys) or "(none)", extra={"triggerName": name})
-        return _TriggerState(
-            trigger=trigger,
-            name=name,
-            tree=tree,
-            dependencies=dependencies,
-            immediate="&&" not in expression,
+            log.warning(
+                "sensor %s trigger %s: trigger type %s is not supported; it will be skipped",
+                self.key, plan.name, ", ".join(keys) or "(none)", extra=extra,
+            )  # fmt: skip
+        dlq = trigger.dlq_trigger
+        dlq_action = trigger_base.action_for(self.sensor, dlq, self._services) if dlq is not None else None
+        return _TriggerRuntime(
+            plan=plan,
             action=action,
-            plan=RetryPlan.from_backoff(trigger.retry_strategy),
+            dlq=dlq,
+            dlq_action=dlq_action,
+            retry=RetryPlan.from_backoff(trigger.retry_strategy),
+            dlq_retry=RetryPlan.from_backoff(dlq.retry_strategy if dlq is not None else None),
             limiter=RateLimiter(trigger.rate_limit),
+            debounce=_Debounce(plan.debounce) if plan.debounce is not None else None,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._state is not None:
+            self._restore()
         self._subscription = self._bus.subscribe(self._group, from_start=self._from_start)
         self._task = asyncio.create_task(self._run(), name=f"sensor {self.key}")
+        for runtime in self._triggers:
+            for schedule in runtime.plan.resets:
+                self._spawn(self._reset_loop(runtime, schedule), f"sensor {self.key} reset {runtime.plan.name}")
+
+    def _restore(self) -> None:
+        assert self._state is not None
+        keep = {
+            runtime.plan.name: runtime.plan.dependencies for runtime in self._triggers if not runtime.plan.immediate
+        }
+        self._state.retain(self.key, keep)
+        now = datetime.now(UTC)
+        for runtime in self._triggers:
+            for schedule in runtime.plan.resets:
+                tick = previous_tick(schedule, now)
+                cleared = self._state.clear(self.key, runtime.plan.name, before=tick.timestamp())
+                if cleared:
+                    log.info(
+                        "sensor %s trigger %s: cleared %d held event(s) older than the reset at %s",
+                        self.key,
+                        runtime.plan.name,
+                        cleared,
+                        tick.isoformat(),
+                        extra=self._extra,
+                    )
+        stored = self._state.load(self.key)
+        for runtime in self._triggers:
+            for dependency, held in stored.get(runtime.plan.name, {}).items():
+                runtime.pending[dependency] = _Held(held.event, None)
+            if runtime.pending:
+                log.info(
+                    "sensor %s trigger %s: restored held events of %s",
+                    self.key,
+                    runtime.plan.name,
+                    ", ".join(sorted(runtime.pending)),
+                    extra=self._extra,
+                )
+
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        tasks = [task for task in (self._task, *self._background) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._task = None
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None
-        for state in self._triggers:
-            if state.action is not None:
+        for runtime in self._triggers:
+            for action in (runtime.action, runtime.dlq_action):
+                if action is None:
+                    continue
                 try:
-                    await state.action.close()
+                    await action.close()
                 except Exception:
-                    log.exception("sensor %s trigger %s: close failed", self.key, state.name)
+                    log.exception("sensor %s trigger %s: close failed", self.key, runtime.plan.name)
 
     async def _run(self) -> None:
         assert self._subscription is not None
         log.info("sensor %s started (group %s)", self.key, self._group, extra=self._extra)
         async for delivery in self._subscription:
             try:
-                await self._handle(delivery)
+                async with self._lock:
+                    await self._handle(delivery)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("sensor %s: failed to process event %s; acknowledging it",
-                              self.key, delivery.event.id, extra=self._extra)
+                              self.key, delivery.event.id, extra=self._extra)  # fmt: skip
                 self._holds.pop(delivery.offset, None)
                 await self._subscription.ack(delivery)
 
@@ -202,7 +326,9 @@ class _SensorRunner:
     def _hold(self, delivery: Delivery) -> None:
         self._holds[delivery.offset] = self._holds.get(delivery.offset, 0) + 1
 
-    async def _release(self, delivery: Delivery) -> None:
+    async def _release(self, delivery: Delivery | None) -> None:
+        if delivery is None:
+            return
         count = self._holds.get(delivery.offset, 0) - 1
         if count > 0:
             self._holds[delivery.offset] = count
@@ -220,126 +346,234 @@ class _SensorRunner:
             except Exception:
                 log.exception("sensor %s: record hook failed", self.key)
 
+    def _trace(self, trace: dict[str, Any]) -> None:
+        trace.setdefault("sensor", self.key)
+        trace.setdefault("time", format_time(datetime.now(UTC)))
+        self._traces.record(self.sensor.namespace, self.sensor.name, trace)
+
     async def _handle(self, delivery: Delivery) -> None:
         event = delivery.event
         self._hold(delivery)
         try:
-            if event.namespace != self.sensor.namespace:
+            decisions = match_dependencies(self.sensor, event)
+            if not decisions:
                 return
-            passed: list[str] = []
-            for dependency in self.sensor.spec.dependencies:
-                if dependency.event_source_name != event.source or dependency.event_name != event.subject:
-                    continue
-                result = filter_dependency(dependency, event)
-                extra = {**self._extra, "eventSourceName": event.source, "eventName": event.subject}
-                if result.passed:
-                    passed.append(dependency.name)
+            passed: dict[str, Event] = {}
+            extra = {**self._extra, "eventSourceName": event.source, "eventName": event.subject}
+            for decision in decisions:
+                if decision.matched:
+                    passed[decision.name] = decision.event
                     log.debug("sensor %s dependency %s: event %s passed: %s",
-                              self.key, dependency.name, event.id, result.reason, extra=extra)
-                elif result.error:
+                              self.key, decision.name, event.id, decision.reason, extra=extra)  # fmt: skip
+                elif decision.error:
                     log.warning("sensor %s dependency %s: event %s discarded due to filtering error: %s",
-                                self.key, dependency.name, event.id, result.reason, extra=extra)
+                                self.key, decision.name, event.id, decision.reason, extra=extra)  # fmt: skip
                 else:
                     log.info("sensor %s dependency %s: event %s discarded: %s",
-                             self.key, dependency.name, event.id, result.reason, extra=extra)
-                self._record(SensorRecord(self.key, "filter", dependency.name, result.passed,
-                                          result.reason, (event.id,)))
-            for state in self._triggers:
-                relevant = [name for name in passed if name in state.dependencies]
-                if not relevant or state.tree is None:
+                             self.key, decision.name, event.id, decision.reason, extra=extra)  # fmt: skip
+                self._record(SensorRecord(self.key, "filter", decision.name, decision.matched, decision.reason,
+                                          (event.id,)))  # fmt: skip
+            trace: dict[str, Any] = {
+                "kind": "event",
+                "event": {k: v for k, v in event.context().items() if k in ("id", "source", "subject", "type", "time")},
+                "dependencies": [decision.as_trace() for decision in decisions],
+                "triggers": [],
+            }
+            considered = {decision.name for decision in decisions}
+            for runtime in self._triggers:
+                if not runtime.plan.dependencies & considered:
                     continue
-                if state.immediate:
-                    for name in relevant:
-                        await self._fire(state, {name: event})
-                    continue
-                for name in relevant:
-                    older = state.pending.get(name)
-                    state.pending[name] = delivery
-                    self._hold(delivery)
-                    if older is not None:
-                        await self._release(older)
-                if evaluate_conditions(state.tree, frozenset(state.pending)):
-                    fired = dict(state.pending)
-                    state.pending.clear()
-                    try:
-                        await self._fire(state, {name: held.event for name, held in fired.items()})
-                    finally:
-                        for held in fired.values():
-                            await self._release(held)
+                trace["triggers"] += await self._offer(runtime, passed, delivery)
+            self._trace(trace)
         finally:
             await self._release(delivery)
 
-    async def _fire(self, state: _TriggerState, events: Mapping[str, Event]) -> bool:
-        """Execute one trigger with retries; True on success. Never raises (except cancellation)."""
+    def _state_of(self, runtime: _TriggerRuntime) -> dict[str, str | None]:
+        names = sorted(runtime.plan.dependencies)
+        return {name: (runtime.pending[name].event.id if name in runtime.pending else None) for name in names}
+
+    async def _offer(
+        self, runtime: _TriggerRuntime, passed: dict[str, Event], delivery: Delivery
+    ) -> list[dict[str, Any]]:
+        plan = runtime.plan
+        base = {"name": plan.name, "conditions": plan.expression}
+        relevant = [name for name in passed if name in plan.dependencies]
+        if plan.tree is None:
+            return [{**base, "status": "skipped", "result": plan.problem or "no conditions", "state": {}}]
+        if not relevant:
+            return [{**base, "status": "skipped", "result": "no dependency of this trigger passed its filters",
+                     "state": self._state_of(runtime)}]  # fmt: skip
+        pending_events = {name: held.event for name, held in runtime.pending.items()}
+        firings, replaced = offer(plan, pending_events, passed)
+        entries: list[dict[str, Any]] = []
+        if plan.immediate:
+            for firing in firings:
+                entries.append({**base, "state": {}, **await self._dispatch(runtime, firing, [delivery])})
+            return entries
+        # held-state bookkeeping for && conditions
+        for name in relevant:
+            older = runtime.pending.get(name)
+            if self._state is not None:
+                self._state.put(self.key, plan.name, name, passed[name])
+                runtime.pending[name] = _Held(passed[name], None)
+            else:
+                self._hold(delivery)
+                runtime.pending[name] = _Held(passed[name], delivery)
+            if older is not None:
+                await self._release(older.delivery)
+        if replaced:
+            log.debug("sensor %s trigger %s: replaced held events of %s", self.key, plan.name, ", ".join(replaced))
+        if not firings:
+            waiting = plan.waiting_for(set(runtime.pending))
+            return [{**base, "status": "waiting", "result": "waiting for " + ", ".join(waiting),
+                     "state": self._state_of(runtime)}]  # fmt: skip
+        state = self._state_of(runtime)
+        held = list(runtime.pending.values())
+        runtime.pending.clear()
+        if self._state is not None:
+            self._state.clear(self.key, plan.name)
+        deliveries = [item.delivery for item in held if item.delivery is not None]
+        try:
+            entry = await self._dispatch(runtime, firings[0], deliveries)
+        finally:
+            for item in held:
+                await self._release(item.delivery)
+        return [{**base, "state": state, **entry}]
+
+    async def _dispatch(
+        self, runtime: _TriggerRuntime, events: dict[str, Event], deliveries: list[Delivery]
+    ) -> dict[str, Any]:
+        """Fire now, or hand the firing to the debounce window."""
+        debounce = runtime.debounce
+        if debounce is None:
+            return await self._fire(runtime, events)
+        for delivery in deliveries:
+            self._hold(delivery)
+        previous = debounce.deliveries
+        debounce.events = dict(events)
+        debounce.deliveries = list(deliveries)
+        if debounce.task is None:
+            debounce.coalesced = 0
+            debounce.task = asyncio.create_task(self._debounced(runtime), name=f"debounce {runtime.plan.name}")
+            self._background.add(debounce.task)
+            debounce.task.add_done_callback(self._background.discard)
+        else:
+            debounce.coalesced += 1
+        for delivery in previous:
+            await self._release(delivery)
+        return {
+            "status": "debounced",
+            "result": f"coalesced into the firing at the end of the {debounce.window:g}s window",
+            "events": sorted(event.id for event in events.values()),
+        }
+
+    async def _debounced(self, runtime: _TriggerRuntime) -> None:
+        debounce = runtime.debounce
+        assert debounce is not None
+        await asyncio.sleep(debounce.window)
+        async with self._lock:
+            events, deliveries = debounce.events or {}, debounce.deliveries
+            coalesced = debounce.coalesced
+            debounce.events, debounce.deliveries, debounce.task = None, [], None
+        try:
+            entry = await self._fire(runtime, events)
+            entry["result"] = f"{entry['result']} (debounced; {coalesced} earlier firing(s) coalesced)"
+            self._trace({"kind": "firing", "triggers": [{"name": runtime.plan.name, **entry}]})
+        finally:
+            async with self._lock:
+                for delivery in deliveries:
+                    await self._release(delivery)
+
+    async def _reset_loop(self, runtime: _TriggerRuntime, schedule: ResetSchedule) -> None:
+        while True:
+            now = datetime.now(UTC)
+            tick = next_tick(schedule, now)
+            await asyncio.sleep(max(0.0, (tick - now).total_seconds()))
+            async with self._lock:
+                held = list(runtime.pending.values())
+                runtime.pending.clear()
+                if self._state is not None:
+                    self._state.clear(self.key, runtime.plan.name)
+                for item in held:
+                    await self._release(item.delivery)
+            if held:
+                log.info("sensor %s trigger %s: conditions reset at %s; dropped %d held event(s)",
+                         self.key, runtime.plan.name, tick.isoformat(), len(held), extra=self._extra)  # fmt: skip
+                self._trace({"kind": "reset", "triggers": [{
+                    "name": runtime.plan.name, "status": "reset",
+                    "result": f"conditionsReset at {tick.isoformat()} dropped {len(held)} held event(s)",
+                    "events": sorted(item.event.id for item in held),
+                }]})  # fmt: skip
+
+    async def _fire(self, runtime: _TriggerRuntime, events: Mapping[str, Event]) -> dict[str, Any]:
+        """Execute one trigger with retries, then the dlqTrigger if it failed. Never raises
+        (except cancellation). Returns the trace entry."""
+        ok, outcome, reason = await self._execute(runtime.plan.trigger, runtime.action, runtime.retry,
+                                                  runtime.limiter, events)  # fmt: skip
+        event_ids = sorted(event.id for event in events.values())
+        entry: dict[str, Any] = {"status": "fired" if ok else "failed", "result": reason, "events": event_ids}
+        if outcome is not None:
+            entry["objects"] = list(outcome.objects)
+            entry["replayed"] = outcome.replayed
+        if not ok and runtime.dlq is not None:
+            dlq_ok, dlq_outcome, dlq_reason = await self._execute(
+                runtime.dlq, runtime.dlq_action, runtime.dlq_retry, RateLimiter(None), events
+            )
+            entry["dlq"] = {"name": runtime.dlq.name, "ok": dlq_ok, "result": dlq_reason}
+            if dlq_outcome is not None:
+                entry["dlq"]["objects"] = list(dlq_outcome.objects)
+        return entry
+
+    async def _execute(
+        self,
+        trigger: Trigger,
+        action: TriggerAction | None,
+        plan: RetryPlan,
+        limiter: RateLimiter,
+        events: Mapping[str, Event],
+    ) -> tuple[bool, TriggerOutcome | None, str]:
+        name = trigger.name
         event_ids = tuple(sorted(event.id for event in events.values()))
-        extra = {**self._extra, "triggerName": state.name}
-        if state.action is None:
-            reason = "trigger type not supported yet; skipped"
-            self._record(SensorRecord(self.key, "trigger", state.name, False, reason, event_ids))
-            return False
-
-        def applier(document: Any, parameters: Sequence[TriggerParameter] | None) -> Any:
-            return apply_params(document, parameters, events)
-
+        extra = {**self._extra, "triggerName": name}
+        if action is None:
+            reason = "trigger type not supported; skipped"
+            self._record(SensorRecord(self.key, "trigger", name, False, reason, event_ids))
+            return False, None, reason
         last_error = ""
-        for attempt in range(1, state.plan.attempts + 1):
+        for attempt in range(1, plan.attempts + 1):
             delay = 0.0
             try:
-                await state.limiter.wait()
-                call = TriggerCall(
-                    sensor=self.sensor,
-                    trigger=state.trigger,
-                    template=_parameterized_template(state.trigger, events),
-                    events=events,
-                    apply_params=applier,
-                )
-                outcome = await state.action.execute(call)
+                await limiter.wait()
+                outcome = await action.execute(make_call(self.sensor, trigger, events))
             except PermanentError as err:
                 last_error = str(err)
                 log.error("sensor %s trigger %s failed permanently for events %s: %s",
-                          self.key, state.name, ", ".join(event_ids), err, extra=extra)
+                          self.key, name, ", ".join(event_ids), err, extra=extra)  # fmt: skip
                 break
             except TemporaryError as err:
                 last_error = str(err)
-                delay = max(err.delay, state.plan.delay(attempt))
+                delay = max(err.delay, plan.delay(attempt))
             except EventBridgeError as err:
                 last_error = str(err)
-                delay = state.plan.delay(attempt)
+                delay = plan.delay(attempt)
             except Exception as err:
                 last_error = f"{type(err).__name__}: {err}"
-                log.exception("sensor %s trigger %s: unexpected error", self.key, state.name, extra=extra)
-                delay = state.plan.delay(attempt)
+                log.exception("sensor %s trigger %s: unexpected error", self.key, name, extra=extra)
+                delay = plan.delay(attempt)
             else:
                 log.info("sensor %s trigger %s fired by %s: %s",
-                         self.key, state.name, ", ".join(event_ids), outcome.summary, extra=extra)
-                self._record(SensorRecord(self.key, "trigger", state.name, True, outcome.summary,
-                                          event_ids, outcome))
-                return True
-            if attempt < state.plan.attempts:
+                         self.key, name, ", ".join(event_ids), outcome.summary, extra=extra)  # fmt: skip
+                self._record(SensorRecord(self.key, "trigger", name, True, outcome.summary, event_ids, outcome))
+                return True, outcome, outcome.summary
+            if attempt < plan.attempts:
                 log.warning("sensor %s trigger %s attempt %d/%d failed: %s; retrying in %.2fs",
-                            self.key, state.name, attempt, state.plan.attempts, last_error, delay,
-                            extra=extra)
+                            self.key, name, attempt, plan.attempts, last_error, delay, extra=extra)  # fmt: skip
                 await asyncio.sleep(delay)
         else:
             log.error("sensor %s trigger %s gave up after %d attempt(s) for events %s: %s",
-                      self.key, state.name, state.plan.attempts, ", ".join(event_ids), last_error,
-                      extra=extra)
-        self._record(SensorRecord(self.key, "trigger", state.name, False, last_error, event_ids))
-        return False
-
-
-def _parameterized_template(trigger: Trigger, events: Mapping[str, Event]) -> TriggerTemplate:
-    """The trigger's template with the trigger-level ``parameters`` applied (Argo's
-    ApplyTemplateParameters)."""
-    if trigger.template is None:
-        raise PermanentError("trigger has no template")
-    if not trigger.parameters:
-        return trigger.template
-    document = apply_params(trigger.template.dump(), trigger.parameters, events)
-    try:
-        return TriggerTemplate.model_validate(document)
-    except ValidationError as err:
-        raise PermanentError(f"trigger parameters produced an invalid template: {err}") from None
+                      self.key, name, plan.attempts, ", ".join(event_ids), last_error, extra=extra)  # fmt: skip
+        self._record(SensorRecord(self.key, "trigger", name, False, last_error, event_ids))
+        return False, None, last_error
 
 
 class SensorManager:
@@ -347,7 +581,9 @@ class SensorManager:
 
     ``apply`` is idempotent: new sensors start, changed ones restart (same bus group), removed
     ones stop. ``group_prefix`` and ``from_start`` exist for replays and tests: a new group with
-    ``from_start=True`` reads every retained event again.
+    ``from_start=True`` reads every retained event again. ``state_path`` makes the held events of
+    ``&&`` conditions durable (SQLite). ``workflow_ops`` serves ``argoWorkflow`` operations other
+    than submit. ``trace_log`` keeps the traces (a default one is made).
     """
 
     def __init__(
@@ -359,12 +595,18 @@ class SensorManager:
         on_record: RecordHook | None = None,
         group_prefix: str = "sensor",
         from_start: bool = False,
+        state_path: Path | None = None,
+        trace_log: TraceLog | None = None,
+        workflow_ops: WorkflowOperations | None = None,
     ) -> None:
         self._bus = bus
-        self._services = TriggerServices(store=store, references=references)
+        self._services = TriggerServices(store=store, references=references, workflow_ops=workflow_ops)
         self._on_record = on_record
         self._group_prefix = group_prefix
         self._from_start = from_start
+        self._state_path = state_path
+        self._state: PendingStore | None = None
+        self.trace_log = trace_log if trace_log is not None else TraceLog()
         self._runners: dict[str, _SensorRunner] = {}
         self._lock = asyncio.Lock()
 
@@ -373,12 +615,20 @@ class SensorManager:
         """``namespace/name`` of the running sensors."""
         return sorted(self._runners)
 
+    def traces(self, namespace: str, sensor: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest traces of a sensor, newest first (see :mod:`eventbridge.sensor.traces`)."""
+        return self.trace_log.traces(namespace, sensor, limit)
+
     async def apply(self, sensors: Sequence[Sensor]) -> None:
         """Make the running set equal ``sensors`` (start new, restart changed, stop removed)."""
         async with self._lock:
+            if self._state is None and self._state_path is not None:
+                self._state = PendingStore(self._state_path)
             desired = {f"{sensor.namespace}/{sensor.name}": sensor for sensor in sensors}
             for key in [key for key in self._runners if key not in desired]:
                 await self._runners.pop(key).stop()
+                if self._state is not None:
+                    self._state.clear(key)
                 log.info("sensor %s stopped", key)
             for key, sensor in desired.items():
                 current = self._runners.get(key)
@@ -394,6 +644,8 @@ class SensorManager:
                     self._on_record,
                     group_name(sensor, self._group_prefix),
                     self._from_start,
+                    self._state,
+                    self.trace_log,
                 )
                 await runner.start()
                 self._runners[key] = runner
@@ -403,9 +655,25 @@ class SensorManager:
         async with self._lock:
             for key in list(self._runners):
                 await self._runners.pop(key).stop()
+            if self._state is not None:
+                self._state.close()
+                self._state = None
 
     async def __aenter__(self) -> SensorManager:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+__all__ = [
+    "RecordHook",
+    "SensorManager",
+    "SensorRecord",
+    "fingerprint",
+    "group_name",
+    "make_call",
+    "next_tick",
+    "parameterized_template",
+    "previous_tick",
+]

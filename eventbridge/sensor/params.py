@@ -6,9 +6,10 @@
    is skipped silently;
 2. no ``dataKey``/``dataTemplate``/``contextKey``/``contextTemplate``: ``value`` if set,
    otherwise the whole event as Argo's JSON (``{"context": {...}, "data": "<base64>"}``);
-3. data selectors win over context selectors; the template is tried first (Go templates are
-   not supported yet: treated as a failed template, so Argo's fallback applies), then the
-   gjson key, then ``value``; if all fail the trigger fails.
+3. data selectors win over context selectors; the template is tried first (Go text/template
+   over ``{"Input": payload}``, :mod:`eventbridge.expr.gotemplate`; an error, an empty result or
+   ``<no value>`` counts as failed), then the gjson key, then ``value``; if all fail the trigger
+   fails.
 
 A key returns objects and arrays as compact JSON, ``null`` as ``null``, scalars as Go prints
 them. With ``useRawData`` a non-string result is inserted as raw JSON (number, bool, object)
@@ -32,6 +33,7 @@ from typing import Any
 
 from eventbridge.errors import ExprError, PermanentError
 from eventbridge.events import Event
+from eventbridge.expr.gotemplate import render_input
 from eventbridge.expr.paths import compact_json, go_string, go_type, lookup, value_text
 from eventbridge.models.sensor import TriggerParameter, TriggerParameterSource
 
@@ -114,8 +116,11 @@ def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, Event]
         raise PermanentError(f"unable to resolve '{src.dependency_name}' parameter value: {failure}")
 
     if template:
-        failure = "Go templates (dataTemplate/contextTemplate) are not supported yet"
-        log.debug("parameter of %s: %s; falling back to key or value", src.dependency_name, failure)
+        try:
+            return ParamValue(render_input(template, payload))
+        except ExprError as err:
+            failure = str(err)
+            log.debug("parameter of %s: template failed: %s; falling back to key or value", src.dependency_name, err)
     if key:
         try:
             found, value = lookup(payload, key)
@@ -274,3 +279,32 @@ def apply_params(
             value = text
         set_path(result, parameter.dest, value)
     return result
+
+
+def construct_payload(parameters: Sequence[TriggerParameter] | None, events: Mapping[str, Event]) -> bytes:
+    """Argo's ConstructPayload (http and kafka ``payload``): a JSON object built from the
+    parameters in order; a parameter with an empty ``dest`` is the whole payload (raw text).
+    Skipped parameters (an absent ``||`` dependency without ``value``) add nothing; with none
+    resolved the payload is empty."""
+    document: dict[str, Any] | None = None
+    for parameter in parameters or []:
+        if parameter.src is None:
+            raise PermanentError(f"payload parameter for {parameter.dest!r} has no src")
+        resolved = resolve_param_value(parameter.src, events)
+        if not parameter.dest:
+            if resolved is not None:
+                return resolved.text.encode()
+            continue
+        if resolved is None:
+            continue
+        if resolved.type != STRING_TYPE and parameter.src.use_raw_data:
+            try:
+                value: Any = json.loads(resolved.text)
+            except ValueError as err:
+                raise PermanentError(f"value for {parameter.dest!r} is not valid JSON: {err}") from None
+        else:
+            value = resolved.text
+        document = set_path(document if document is not None else {}, parameter.dest, value)
+    if document is None:
+        return b""
+    return compact_json(document).encode()

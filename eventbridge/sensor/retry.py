@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 from dataclasses import dataclass
 
-from eventbridge.errors import InvalidError
 from eventbridge.models.sensor import Backoff, RateLimit
+from eventbridge.triggers._policy import parse_go_duration
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go duration string (``1s``, ``500ms``, ``1h30m``, ``0``); raises InvalidError."""
-    stripped = text.strip()
-    sign = -1.0 if stripped.startswith("-") else 1.0
-    body = stripped.lstrip("+-")
-    if body == "0":
-        return 0.0
-    position = 0
-    total = 0.0
-    while position < len(body):
-        match = _DURATION_PART.match(body, position)
-        if match is None:
-            raise InvalidError(f"invalid duration {text!r}: use Go syntax such as 1s, 500ms or 1h30m")
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not body:
-        raise InvalidError(f"invalid duration {text!r}")
-    return sign * total
+__all__ = ["RateLimiter", "RetryPlan", "parse_go_duration"]
 
 
 @dataclass(frozen=True, slots=True)

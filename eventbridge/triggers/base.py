@@ -20,21 +20,49 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from eventbridge.events import Event
 from eventbridge.models.base import References
 from eventbridge.models.sensor import Sensor, Trigger, TriggerParameter, TriggerTemplate
 from eventbridge.registry import Registry
-from eventbridge.store.base import Store
+from eventbridge.store.base import Object, Store
+
+
+class WorkflowOperations(Protocol):
+    """Argo Workflow operations other than ``submit`` (``argoWorkflow.operation``).
+
+    The runtime injects an implementation backed by :mod:`eventbridge.workflow.operations`
+    (triggers may not import the workflow package). Each returns the workflow it changed or
+    created; errors are :class:`eventbridge.errors.EventBridgeError` subclasses
+    (NotFoundError, InvalidError...).
+    """
+
+    async def submit_from(
+        self, kind: str, namespace: str, name: str, labels: Mapping[str, str] | None = None
+    ) -> Object: ...
+
+    async def resubmit(self, namespace: str, name: str) -> Object: ...
+
+    async def retry(self, namespace: str, name: str) -> Object: ...
+
+    async def suspend(self, namespace: str, name: str) -> Object: ...
+
+    async def resume(self, namespace: str, name: str) -> Object: ...
+
+    async def stop(self, namespace: str, name: str) -> Object: ...
+
+    async def terminate(self, namespace: str, name: str) -> Object: ...
 
 
 @dataclass(frozen=True, slots=True)
 class TriggerServices:
-    """What trigger implementations may use: the workflow store and secret/configmap lookup."""
+    """What trigger implementations may use: the object store, secret/configmap lookup, and the
+    workflow operations (``None``: operations other than submit fail with a PermanentError)."""
 
     store: Store
     references: References
+    workflow_ops: WorkflowOperations | None = None
 
 
 def firing_key(sensor: Sensor, trigger_name: str, events: Mapping[str, Event]) -> str:
@@ -44,8 +72,7 @@ def firing_key(sensor: Sensor, trigger_name: str, events: Mapping[str, Event]) -
     subject, id), so replaying the same events always gives the same key.
     """
     identities = sorted(
-        [dependency, event.namespace, event.source, event.subject, event.id]
-        for dependency, event in events.items()
+        [dependency, event.namespace, event.source, event.subject, event.id] for dependency, event in events.items()
     )
     material = json.dumps(
         [sensor.namespace, sensor.name, trigger_name, identities], separators=(",", ":"), ensure_ascii=False
@@ -57,6 +84,10 @@ def firing_key(sensor: Sensor, trigger_name: str, events: Mapping[str, Event]) -
 #: The sensor engine provides it (parameter resolution lives in :mod:`eventbridge.sensor.params`,
 #: a layer above the triggers).
 ParameterApplier = Callable[[Any, Sequence[TriggerParameter] | None], Any]
+#: Builds a request body from ``payload`` parameters (Argo's ConstructPayload).
+PayloadBuilder = Callable[[Sequence[TriggerParameter] | None], bytes]
+#: Resolves one parameter's value (``dynamicHeaders``); None when the parameter is skipped.
+ValueResolver = Callable[[TriggerParameter], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +102,10 @@ class TriggerCall:
     events: Mapping[str, Event]
     #: ``apply_params(document, parameters)`` -> a parameterized copy of ``document``
     apply_params: ParameterApplier
+    #: ``build_payload(parameters)`` -> Argo's ConstructPayload bytes (http, kafka)
+    build_payload: PayloadBuilder = field(default=lambda _parameters: b"")
+    #: ``resolve_value(parameter)`` -> the parameter's value text, or None when skipped
+    resolve_value: ValueResolver = field(default=lambda _parameter: None)
 
     @property
     def key(self) -> str:
@@ -105,6 +140,11 @@ class TriggerAction:
 
     async def execute(self, call: TriggerCall) -> TriggerOutcome:
         raise NotImplementedError
+
+    async def preview(self, call: TriggerCall) -> Any:
+        """What :meth:`execute` would create or send, fully parameterized, without doing it
+        (``sensor test``); ``None`` when the trigger creates nothing. Secrets are not resolved."""
+        return None
 
     async def close(self) -> None:
         """Release connections (nothing by default)."""

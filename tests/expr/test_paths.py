@@ -128,3 +128,26 @@ def test_format_number_round_trips_and_never_uses_exponents(number: float) -> No
 def test_lookup_only_raises_expr_error(path: str) -> None:
     with contextlib.suppress(ExprError):
         lookup(DATA, path)
+
+
+FAST_DATA = {"a": {"b": [{"c": 1}, {"c": None}], "0": "zero", "x-y": 3, "k:v/w": True}, "l": [[1, 2], [3]]}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("a.b.0.c", (True, 1)),
+        ("a.b.1.c", (True, None)),
+        ("a.b.1.c.d", (False, None)),
+        ("a.b.2.c", (False, None)),
+        ("a.0", (True, "zero")),  # a digit key on an object is a key
+        ("a.x-y", (True, 3)),
+        ("a.k:v/w", (True, True)),
+        ("l.0.1", (True, 2)),
+        ("l.x", (False, None)),
+        ("a.b.c", (False, None)),
+        ("a.b.01", (True, {"c": None})),  # Go's gjson parses the index with leading zeros
+    ],
+)
+def test_plain_paths_take_the_fast_path_with_gjson_answers(path: str, expected: tuple[bool, Any]) -> None:
+    assert lookup(FAST_DATA, path) == expected

@@ -277,11 +277,88 @@ def test_or_with_nothing_configured_does_not_pass() -> None:
     assert filter_event(None, "or", event()).passed
 
 
-def test_unsupported_script_and_transform_fail_closed() -> None:
-    scripted = EventDependencyFilter(script="return true")
-    assert not filter_event(scripted, None, event()).passed
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("return event.body.count == 3", True),
+        ("return event.body.count > 5", False),
+        ('return string.find(event.body.ref, "^refs/heads/") ~= nil', True),
+        ("return 1", False),  # only exactly true passes
+        ("return #event.body.commits == 2 and event.body.commits[1].id == 'a'", True),
+    ],
+)
+def test_script_filter(script: str, expected: bool) -> None:
+    result = filter_event(EventDependencyFilter(script=script), None, event())
+    assert result.passed is expected
+    assert [check.kind for check in result.checks] == ["script"]
+
+
+@pytest.mark.parametrize(
+    "script", ["while true do end", "return os.time()", "return io.open('/etc/passwd')", "return (", "error('x')"]
+)
+def test_script_errors_discard_even_under_or(script: str) -> None:
+    filters = EventDependencyFilter(script=script, context=EventContext(type="webhook"))
+    result = filter_event(filters, "or", event())
+    assert not result.passed and result.error and "script filter" in result.reason
+
+
+def test_transforms_replace_the_data_before_filtering() -> None:
+    jq_dependency = EventDependency.model_validate({
+        "name": "d", "eventSourceName": "webhook", "eventName": "example",
+        "transform": {"jq": ".body | {ref: .ref, n: .count}"},
+        "filters": {"data": [{"path": "n", "type": "number", "value": ["3"]}]},
+    })
+    result = filter_dependency(jq_dependency, event())
+    assert result.passed and result.event is not None and result.event.data == {"ref": "refs/heads/main", "n": 3}
+    lua_dependency = EventDependency.model_validate({
+        "name": "d", "eventSourceName": "webhook", "eventName": "example",
+        "transform": {"script": "event.body.ref = string.upper(event.body.ref); return event"},
+        "filters": {"data": [{"path": "body.ref", "type": "string", "value": ["^REFS/"]}]},
+    })
+    result = filter_dependency(lua_dependency, event())
+    assert result.passed and result.event is not None and result.event.data["body"]["ref"] == "REFS/HEADS/MAIN"
+
+
+@pytest.mark.parametrize(
+    ("transform", "message"),
+    [
+        ({"jq": ".body.commits"}, "must be a JSON object"),
+        ({"jq": "empty"}, "no output"),
+        ({"jq": ".["}, "jq"),
+        ({"script": "return 1"}, "not of lua table"),
+    ],
+)
+def test_transform_errors_drop_the_event(transform: dict[str, str], message: str) -> None:
     dependency = EventDependency.model_validate(
-        {"name": "d", "eventSourceName": "webhook", "eventName": "example", "transform": {"jq": ".body"}}
+        {"name": "d", "eventSourceName": "webhook", "eventName": "example", "transform": transform}
     )
     result = filter_dependency(dependency, event())
-    assert not result.passed and "not supported" in result.reason
+    assert not result.passed and message in result.reason
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "template", "values", "comparator", "expected"),
+    [
+        # the template gets the path's value as a string in .Input and replaces it
+        ("body.ref", "string", "{{ .Input | trimPrefix \"refs/heads/\" }}", ["^main$"], None, True),
+        ("body.ref", "string", "{{ .Input | upper }}", ["^REFS/"], None, True),
+        ("body.count", "number", "{{ .Input }}0", ["30"], None, True),
+        ("body.count", "number", "{{ .Input }}", ["2"], ">", True),
+        ("body.action", "bool", "{{ eq .Input \"unlabeled\" }}", ["true"], None, True),
+        ("body.action", "bool", "{{ eq .Input \"labeled\" }}", ["true"], None, False),
+        # Argo's example: base64-decode the value before comparing
+        ("body.b64", "string", "{{ b64dec .Input }}", ["^hello$"], None, True),
+    ],
+)
+def test_data_filter_template(path: str, kind: str, template: str, values: list[str], comparator: str | None,
+                              expected: bool) -> None:
+    data = {**DATA, "body": {**DATA["body"], "b64": "aGVsbG8="}}
+    data_filter = DataFilter(path=path, type=kind, value=values, comparator=comparator, template=template)
+    assert filter_data([data_filter], None, data).passed is expected
+
+
+@pytest.mark.parametrize("template", ["{{ .Input.x }}", "{{ \"\" }}", "{{ .Input | nosuch }}", "{{ if }}"])
+def test_data_filter_template_errors_fail_the_filter(template: str) -> None:
+    data_filter = DataFilter(path="body.ref", type="string", value=["."], template=template)
+    result = filter_data([data_filter], None, DATA)
+    assert not result.passed and result.error and "template" in result.reason

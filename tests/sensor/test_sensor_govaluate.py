@@ -93,3 +93,9 @@ def test_no_python_attribute_access() -> None:
 def test_parse_only_raises_expr_error(text: str) -> None:
     with contextlib.suppress(ExprError):
         evaluate(parse(text), VARS)
+
+
+@pytest.mark.parametrize("text", ["a \\", "\\", "1 + \\"])
+def test_trailing_backslash_is_an_error_not_a_hang(text: str) -> None:
+    with pytest.raises(ExprError):
+        parse(text)

@@ -133,9 +133,12 @@ def test_check_reports_argo_workflow_parameters_and_bad_conditions() -> None:
 
 
 def test_unsupported_fields_are_marked_for_lint() -> None:
-    for field_name in ("k8s", "http", "kafka", "conditions_reset"):
+    for field_name in ("aws_lambda", "nats", "slack", "email"):
         extra = TriggerTemplate.model_fields[field_name].json_schema_extra
         assert isinstance(extra, dict) and UNSUPPORTED_KEY in extra
+    for field_name in ("k8s", "http", "kafka", "conditions_reset", "argo_workflow", "log"):
+        extra = TriggerTemplate.model_fields[field_name].json_schema_extra
+        assert not (isinstance(extra, dict) and UNSUPPORTED_KEY in extra)
     template = TriggerTemplate.model_validate({"name": "x", "http": {"url": "http://x"}})
     assert template.type_keys() == ["http"]
 

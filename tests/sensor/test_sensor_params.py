@@ -56,8 +56,18 @@ def param(dest: str, operation: str | None = None, **fields: Any) -> TriggerPara
         ({"contextKey": "type"}, "webhook", "String"),
         ({"contextKey": "time"}, "2024-05-01T10:30:00Z", "String"),
         ({"contextKey": "id", "dataKey": "body.message"}, "hello", "String"),  # data wins
-        ({"dataTemplate": "{{ .Input.body.message }}", "dataKey": "body.n"}, "3", "Number"),
-        ({"dataTemplate": "{{ .Input.body.message }}", "value": "v"}, "v", "String"),
+        # dataTemplate wins over dataKey, and its result is always a String
+        ({"dataTemplate": "{{ .Input.body.message }}", "dataKey": "body.n"}, "hello", "String"),
+        ({"dataTemplate": "{{ .Input.body.message | upper }}-{{ .Input.body.n }}"}, "HELLO-3", "String"),
+        ({"dataTemplate": "{{ .Input.body.obj.a }}"}, "1", "String"),
+        # an empty / <no value> / failing template falls back to the key, then to value
+        ({"dataTemplate": "{{ .Input.body.missing }}", "dataKey": "body.n"}, "3", "Number"),
+        ({"dataTemplate": "{{ .Input.body.none.x }}", "value": "v"}, "v", "String"),
+        ({"dataTemplate": "{{ .Input.body.message | lower }}", "value": "v"}, "hello", "String"),
+        ({"contextTemplate": "{{ .Input.subject | title }}"}, "Example", "String"),
+        ({"contextTemplate": "{{ .Input.type }}/{{ .Input.source }}"}, "webhook/webhook", "String"),
+        # data selectors win over context ones, templates included
+        ({"contextTemplate": "{{ .Input.id }}", "dataTemplate": "{{ .Input.body.message }}"}, "hello", "String"),
     ],
 )
 def test_resolve_param_value(fields: dict[str, Any], text: str, kind: str) -> None:
@@ -177,3 +187,8 @@ def test_set_path_errors() -> None:
 def test_get_path() -> None:
     assert get_path({"l": [{"a": 1}]}, "l.0.a") == (True, 1)
     assert get_path({"l": []}, "l.0") == (False, None)
+
+
+def test_failing_template_without_fallback_is_a_permanent_error() -> None:
+    with pytest.raises(PermanentError, match="unable to resolve 'dep' parameter value"):
+        resolve_param_value(src(dataTemplate="{{ .Input.body.missing }}"), EVENTS)

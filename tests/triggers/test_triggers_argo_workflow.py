@@ -70,7 +70,7 @@ async def run(sensor: Sensor, store: SqliteStore, events: Mapping[str, Event] | 
 def test_registry_has_builtin_types() -> None:
     assert TRIGGERS.get("argoWorkflow") is ArgoWorkflowTrigger
     assert TRIGGERS.get("log") is LogTrigger
-    assert TRIGGERS.get("http") is None
+    assert TRIGGERS.get("nats") is None
 
 
 def test_firing_key_is_stable_and_depends_on_every_part() -> None:
@@ -113,13 +113,18 @@ async def test_fixed_name_with_same_key_is_replay_and_other_object_is_conflict(s
 @pytest.mark.parametrize(
     ("argo_workflow", "message"),
     [
-        ({"operation": "resubmit", "source": {"resource": {"kind": "Workflow"}}}, "not supported yet"),
+        ({"operation": "resubmit", "source": {"resource": {"kind": "Workflow", "metadata": {"name": "w"}}}},
+         "needs the workflow operations"),
+        ({"operation": "explode", "source": {"resource": {"kind": "Workflow"}}}, "unknown argoWorkflow operation"),
         ({"source": {"resource": {"kind": "WorkflowTemplate", "metadata": {"name": "x"}}}},
          "needs kind Workflow"),
         ({"source": {"resource": {"kind": "Workflow", "metadata": {}}}},
          "metadata.name or metadata.generateName"),
         ({"source": {"inline": "[unclosed"}}, "not YAML"),
-        ({"source": {"url": {"path": "http://x"}}}, "only source.resource and source.inline"),
+        ({"source": {"url": {"path": "ftp://x"}}}, "must be an http"),
+        ({"source": {"file": {"path": "/nonexistent/wf.yaml"}}}, "cannot be read"),
+        ({"source": {"configmap": {"name": "cm", "key": "wf"}}}, "configmap"),
+        ({"source": {"git": {"url": "x"}}}, "git and s3 are not supported"),
     ],
 )
 async def test_invalid_sources_fail_permanently(store: SqliteStore, argo_workflow: dict[str, Any],

@@ -1,0 +1,120 @@
+"""Durable pending state of ``&&`` conditions: the latest event per (sensor, trigger, dependency).
+
+A small SQLite table (WAL, ``synchronous=NORMAL``, one connection, calls serialized by SQLite):
+
+    pending(sensor, trigger, dependency, event JSON, stored_at) primary key (sensor, trigger, dependency)
+
+The sensor engine stores a held event here *before* it acknowledges it on the bus, and deletes
+the rows of a trigger when it fires or its conditions are reset. After a restart the engine loads
+the rows back, so a half-met condition survives without replaying later events.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventbridge.events import Event
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+    sensor TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    dependency TEXT NOT NULL,
+    event TEXT NOT NULL,
+    stored_at REAL NOT NULL,
+    PRIMARY KEY (sensor, trigger, dependency)
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """A held event and when it was stored (seconds since the epoch)."""
+
+    event: Event
+    stored_at: float
+
+
+class PendingStore:
+    """SQLite-backed pending state; ``path=None`` keeps it in memory (tests, dry runs)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path) if path is not None else ":memory:", check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            if path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def load(self, sensor: str) -> dict[str, dict[str, PendingEvent]]:
+        """``{trigger: {dependency: PendingEvent}}`` for one sensor (``namespace/name``)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT trigger, dependency, event, stored_at FROM pending WHERE sensor = ?", (sensor,)
+            ).fetchall()
+        out: dict[str, dict[str, PendingEvent]] = {}
+        for trigger, dependency, raw, stored_at in rows:
+            try:
+                event = Event.from_cloudevent(json.loads(raw))
+            except (ValueError, KeyError, TypeError):
+                continue
+            out.setdefault(trigger, {})[dependency] = PendingEvent(event, float(stored_at))
+        return out
+
+    def put(self, sensor: str, trigger: str, dependency: str, event: Event, stored_at: float | None = None) -> None:
+        """Store (or replace) the held event of a dependency; durable when this returns."""
+        payload = json.dumps(_serializable(event), separators=(",", ":"), default=str)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO pending (sensor, trigger, dependency, event, stored_at) VALUES (?, ?, ?, ?, ?)",
+                (sensor, trigger, dependency, payload, time.time() if stored_at is None else stored_at),
+            )
+            self._db.commit()
+
+    def clear(self, sensor: str, trigger: str | None = None, *, before: float | None = None) -> int:
+        """Delete a sensor's rows (one trigger's, and only those stored before ``before``)."""
+        query = "DELETE FROM pending WHERE sensor = ?"
+        args: list[object] = [sensor]
+        if trigger is not None:
+            query += " AND trigger = ?"
+            args.append(trigger)
+        if before is not None:
+            query += " AND stored_at < ?"
+            args.append(before)
+        with self._lock:
+            deleted = self._db.execute(query, args).rowcount
+            self._db.commit()
+        return int(deleted)
+
+    def retain(self, sensor: str, keep: dict[str, frozenset[str]]) -> None:
+        """Drop rows of triggers or dependencies a changed sensor no longer has."""
+        with self._lock:
+            rows = self._db.execute("SELECT trigger, dependency FROM pending WHERE sensor = ?", (sensor,)).fetchall()
+            for trigger, dependency in rows:
+                if dependency not in keep.get(trigger, frozenset()):
+                    self._db.execute(
+                        "DELETE FROM pending WHERE sensor = ? AND trigger = ? AND dependency = ?",
+                        (sensor, trigger, dependency),
+                    )
+            self._db.commit()
+
+
+def _serializable(event: Event) -> dict[str, object]:
+    document = event.to_cloudevent()
+    if isinstance(event.data, bytes | bytearray):
+        document["data"] = bytes(event.data).decode(errors="replace")
+    return document
