@@ -22,12 +22,13 @@ from aiohttp import web
 from eventbridge.bus.sqlite import SqliteBus
 from eventbridge.errors import AlreadyExistsError, InvalidError, NotFoundError
 from eventbridge.executors.host import HostExecutor
-from eventbridge.models.base import Manifest, References
+from eventbridge.models.base import Finding, Manifest, References
 from eventbridge.models.eventsource import EventSource
 from eventbridge.models.loader import Diagnostic, Loaded, load_paths
 from eventbridge.models.references import ManifestReferences
 from eventbridge.models.sensor import Sensor
 from eventbridge.models.workflow import Workflow
+from eventbridge.sensor.lint import sensor_findings
 from eventbridge.sensor.manager import SensorManager
 from eventbridge.server.app import ApiContext, build_app
 from eventbridge.server.auth import load_auth
@@ -68,6 +69,13 @@ class LiveReferences:
 
     def config_map(self, namespace: str, name: str, key: str) -> str:
         return self.current.config_map(namespace, name, key)
+
+
+def engine_checks(manifest: Manifest) -> list[Finding]:
+    """Checks that need the engines' languages (expression, template, path, jq and Lua syntax)."""
+    if isinstance(manifest, Sensor):
+        return sensor_findings(manifest)
+    return []
 
 
 def report(diagnostics: Iterable[Diagnostic]) -> None:
@@ -127,9 +135,7 @@ class EmbeddedRuntime:
         self.references = LiveReferences()
         self.controller = Controller(self.store, self.executor, references=self.references)
         self.sensors = SensorManager(self.bus, self.store, self.references)
-        self.sources = SourceManager(
-            self.bus, self.references, host=settings.webhook_host, state_dir=state / "sources"
-        )
+        self.sources = SourceManager(self.bus, self.references, host=settings.webhook_host, state_dir=state / "sources")
         self.manifests = ManifestSet()
         self._stored: set[tuple[str, str, str]] = set()
         self._runner: web.AppRunner | None = None

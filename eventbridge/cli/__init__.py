@@ -12,7 +12,7 @@ import contextlib
 import click
 
 from eventbridge import __version__
-from eventbridge.cli import local, templates, workflows
+from eventbridge.cli import local, sensors, templates, workflows
 from eventbridge.cli.common import setup_logging
 
 
@@ -32,7 +32,7 @@ def cli(log_level: str, log_format: str) -> None:
     setup_logging(log_level, log_format)
 
 
-for _command in [local.up, local.lint, local.run, *workflows.COMMANDS, *templates.COMMANDS]:
+for _command in [local.up, local.lint, local.run, *workflows.COMMANDS, *templates.COMMANDS, *sensors.COMMANDS]:
     cli.add_command(_command)
 
 

@@ -94,8 +94,9 @@ def up(
 def lint(paths: tuple[Path, ...]) -> None:
     """Check manifests: errors and unsupported fields, as file:line: Kind/name: field: reason."""
     from eventbridge.models.lint import format_diagnostics, lint_paths
+    from eventbridge.runtime import engine_checks
 
-    diagnostics, code = lint_paths(list(paths))
+    diagnostics, code = lint_paths(list(paths), [engine_checks])
     text = format_diagnostics(diagnostics)
     if text:
         click.echo(text)

@@ -13,13 +13,13 @@ as they do for Argo. The CLI calls :func:`lint_paths` and prints :func:`format_d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from eventbridge.models.base import UNSUPPORTED_KEY
+from eventbridge.models.base import UNSUPPORTED_KEY, Finding, Manifest
 from eventbridge.models.kinds import FieldPath, join_path
 from eventbridge.models.loader import Diagnostic, Loaded, LoadResult, load_paths
 
@@ -88,17 +88,33 @@ def lint_object(loaded: Loaded) -> list[Diagnostic]:
     ]
 
 
-def lint(result: LoadResult) -> list[Diagnostic]:
-    """All diagnostics of ``result`` plus lint warnings, ordered by file and line."""
+#: A check that needs more than the models know (expression syntax...); engines provide them.
+ExtraCheck = Callable[[Manifest], list[Finding]]
+
+
+def located(loaded: Loaded, finding: Finding) -> Diagnostic:
+    """A Finding of ``loaded`` as a Diagnostic pointing at the field's line."""
+    manifest = loaded.manifest
+    path: FieldPath = tuple(int(p) if p.isdigit() else p for p in finding.path.split(".") if p)
+    name = manifest.metadata.name or manifest.metadata.generate_name or ""
+    return Diagnostic(
+        loaded.file, loaded.line_of(path), manifest.kind, name, finding.path, finding.message, finding.severity
+    )
+
+
+def lint(result: LoadResult, extra_checks: Sequence[ExtraCheck] = ()) -> list[Diagnostic]:
+    """All diagnostics of ``result`` plus lint warnings and ``extra_checks``, ordered by file and line."""
     diagnostics = list(result.diagnostics)
     for loaded in result.objects:
         diagnostics.extend(lint_object(loaded))
+        for check in extra_checks:
+            diagnostics.extend(located(loaded, finding) for finding in check(loaded.manifest))
     return sorted(diagnostics, key=lambda d: (d.file, d.line))
 
 
-def lint_paths(paths: Sequence[str | Path]) -> tuple[list[Diagnostic], int]:
+def lint_paths(paths: Sequence[str | Path], extra_checks: Sequence[ExtraCheck] = ()) -> tuple[list[Diagnostic], int]:
     """Load and lint files/folders; exit code 1 if any error, else 0 (warnings do not fail)."""
-    diagnostics = lint(load_paths(paths))
+    diagnostics = lint(load_paths(paths), extra_checks)
     return diagnostics, (1 if any(d.severity == "error" for d in diagnostics) else 0)
 
 
