@@ -32,4 +32,5 @@ lint: $(VENV)/.installed-test
 test: lint
 	scripts/ui_test_deps.sh $(BIN)/python
 	bash scripts/test_assets.sh
+	bash scripts/argo_cli.sh >/dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -18,8 +18,15 @@ from typing import Any
 from aiohttp import web
 
 from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError
-from eventbridge.server.api_workflows import dry_run, list_objects, object_response, paged_response, validated
-from eventbridge.server.context import ApiContext, context, json_body, name_param, namespace_param
+from eventbridge.server.api_workflows import (
+    dry_run,
+    dry_run_answer,
+    list_objects,
+    object_response,
+    paged_response,
+    validated,
+)
+from eventbridge.server.context import ApiContext, check_name, context, json_body, name_param, namespace_param
 from eventbridge.store.base import Object
 from eventbridge.workflow.cron import Schedule
 from eventbridge.workflow.operations import submit_from
@@ -32,6 +39,21 @@ CRON = "CronWorkflow"
 def _name_pattern(request: web.Request, items: list[Object]) -> list[Object]:
     pattern = request.query.get("namePattern", "")
     return [o for o in items if pattern in str(o["metadata"].get("name", ""))] if pattern else items
+
+
+def _update_target(request: web.Request, obj: Any) -> str:
+    """The name an update addresses: the path's, else the body object's ``metadata.name``.
+
+    The argo CLI's HTTP client leaves the name out of the path (it only fills path parameters
+    that are fields of the request message, and the update requests carry the name inside the
+    object), so ``argo template update`` sends ``PUT .../workflow-templates/<namespace>/``.
+    """
+    name = request.match_info.get("name", "")
+    if not name and isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
+        name = str(obj["metadata"].get("name") or "")
+    if not name:
+        raise InvalidError("the name is required (in the path or in metadata.name)")
+    return check_name(name)
 
 
 async def _replace(ctx: ApiContext, kind: str, current: Object, new: Object) -> Object:
@@ -69,7 +91,7 @@ async def create_template(request: web.Request) -> web.Response:
     body = await json_body(request)
     template = validated(body.get("template"), TEMPLATE, namespace)
     if dry_run(body):
-        return web.json_response(template)
+        return dry_run_answer(template)
     return web.json_response(await context(request).store.create(template))
 
 
@@ -80,9 +102,10 @@ async def lint_template(request: web.Request) -> web.Response:
 
 async def update_template(request: web.Request) -> web.Response:
     ctx = context(request)
-    namespace, name = name_param(request, "namespace"), name_param(request, "name")
+    namespace = name_param(request, "namespace")
     body = await json_body(request)
     template = body.get("template")
+    name = _update_target(request, template)
     if isinstance(template, dict):
         template.setdefault("metadata", {}).setdefault("name", name)
     new = validated(template, TEMPLATE, namespace)
@@ -134,7 +157,7 @@ async def create_cluster_template(request: web.Request) -> web.Response:
     body = await json_body(request)
     template = _cluster_body(body.get("template"))
     if dry_run(body):
-        return web.json_response(template)
+        return dry_run_answer(template)
     name = template["metadata"].get("name")
     if name:
         try:
@@ -153,9 +176,9 @@ async def lint_cluster_template(request: web.Request) -> web.Response:
 
 async def update_cluster_template(request: web.Request) -> web.Response:
     ctx = context(request)
-    name = name_param(request, "name")
     body = await json_body(request)
     template = body.get("template")
+    name = _update_target(request, template)
     if isinstance(template, dict):
         template.setdefault("metadata", {}).setdefault("name", name)
     new = _cluster_body(template)
@@ -204,7 +227,7 @@ async def create_cron(request: web.Request) -> web.Response:
     body = await json_body(request)
     cron = validated_cron(body.get("cronWorkflow"), namespace)
     if dry_run(body):
-        return web.json_response(cron)
+        return dry_run_answer(cron)
     return web.json_response(await context(request).store.create(cron))
 
 
@@ -215,9 +238,10 @@ async def lint_cron(request: web.Request) -> web.Response:
 
 async def update_cron(request: web.Request) -> web.Response:
     ctx = context(request)
-    namespace, name = name_param(request, "namespace"), name_param(request, "name")
+    namespace = name_param(request, "namespace")
     body = await json_body(request)
     cron = body.get("cronWorkflow")
+    name = _update_target(request, cron)
     if isinstance(cron, dict):
         cron.setdefault("metadata", {}).setdefault("name", name)
     new = validated_cron(cron, namespace)
@@ -266,6 +290,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     r.add_post("/api/v1/workflow-templates/{namespace}/lint", lint_template)
     r.add_get("/api/v1/workflow-templates/{namespace}/{name}", get_template)
     r.add_put("/api/v1/workflow-templates/{namespace}/{name}", update_template)
+    r.add_put("/api/v1/workflow-templates/{namespace}/", update_template)
     r.add_delete("/api/v1/workflow-templates/{namespace}/{name}", delete_template)
 
     r.add_get("/api/v1/cluster-workflow-templates", list_cluster_templates)
@@ -273,6 +298,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     r.add_post("/api/v1/cluster-workflow-templates/lint", lint_cluster_template)
     r.add_get("/api/v1/cluster-workflow-templates/{name}", get_cluster_template)
     r.add_put("/api/v1/cluster-workflow-templates/{name}", update_cluster_template)
+    r.add_put("/api/v1/cluster-workflow-templates/", update_cluster_template)
     r.add_delete("/api/v1/cluster-workflow-templates/{name}", delete_cluster_template)
 
     r.add_get("/api/v1/cron-workflows/", list_crons)
@@ -281,6 +307,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     r.add_post("/api/v1/cron-workflows/{namespace}/lint", lint_cron)
     r.add_get("/api/v1/cron-workflows/{namespace}/{name}", get_cron)
     r.add_put("/api/v1/cron-workflows/{namespace}/{name}", update_cron)
+    r.add_put("/api/v1/cron-workflows/{namespace}/", update_cron)
     r.add_delete("/api/v1/cron-workflows/{namespace}/{name}", delete_cron)
     r.add_put("/api/v1/cron-workflows/{namespace}/{name}/suspend", _cron_action(True))
     r.add_put("/api/v1/cron-workflows/{namespace}/{name}/resume", _cron_action(False))

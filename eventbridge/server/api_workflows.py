@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import json
 import re
+import secrets
+import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +25,7 @@ from eventbridge.models.kinds import parse_manifest
 from eventbridge.server.context import (
     CLOSING,
     allowed_namespaces,
+    check_name,
     context,
     json_body,
     name_param,
@@ -61,10 +64,13 @@ def _sort_key(obj: Object) -> tuple[str, str]:
 ListFilter = Callable[[Object], bool]
 
 
-def list_filter(request: web.Request) -> ListFilter:
-    """The object filter of ``listOptions.labelSelector`` / ``listOptions.fieldSelector``."""
+def list_filter(request: web.Request, field_selector: str | None = None) -> ListFilter:
+    """The object filter of ``listOptions.labelSelector`` / ``listOptions.fieldSelector`` (or
+    ``field_selector`` instead of the latter)."""
     labels = parse_label_selector(request.query.get("listOptions.labelSelector", ""))
-    fields = parse_field_selector(request.query.get("listOptions.fieldSelector", ""))
+    if field_selector is None:
+        field_selector = request.query.get("listOptions.fieldSelector", "")
+    fields = parse_field_selector(field_selector)
     allowed = allowed_namespaces(request)
 
     def keep(obj: Object) -> bool:
@@ -126,15 +132,32 @@ def key_values(items: Any, what: str) -> dict[str, str]:
     return out
 
 
+def without_nulls(value: Any) -> Any:
+    """``value`` with every ``null`` object member removed, recursively.
+
+    Go clients (the argo CLI) send unset fields as ``null`` (``"creationTimestamp": null``,
+    ``"status": {"startedAt": null}``); in Kubernetes objects a null member means "not set".
+    """
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def validated(obj: Any, kind: str, namespace: str | None) -> Object:
-    """The object of a create/lint body, with kind, apiVersion and namespace filled and checked."""
+    """The object of a create/lint body, with kind, apiVersion and namespace filled and checked
+    (``null`` members dropped, an empty ``status`` too)."""
     if not isinstance(obj, dict):
         raise InvalidError(f"request body must hold the {kind} object")
-    obj.setdefault("apiVersion", "argoproj.io/v1alpha1")
-    obj.setdefault("kind", kind)
-    if obj["kind"] != kind:
-        raise InvalidError(f"kind must be {kind}, not {obj['kind']!r}")
-    metadata = obj.setdefault("metadata", {})
+    cleaned: Object = dict(without_nulls(obj))
+    if cleaned.get("status") == {}:
+        del cleaned["status"]
+    cleaned.setdefault("apiVersion", "argoproj.io/v1alpha1")
+    cleaned.setdefault("kind", kind)
+    if cleaned["kind"] != kind:
+        raise InvalidError(f"kind must be {kind}, not {cleaned['kind']!r}")
+    metadata = cleaned.setdefault("metadata", {})
     if not isinstance(metadata, dict):
         raise InvalidError("metadata must be an object")
     if namespace is not None:
@@ -145,11 +168,21 @@ def validated(obj: Any, kind: str, namespace: str | None) -> Object:
         metadata["namespace"] = namespace
     if not metadata.get("name") and not metadata.get("generateName"):
         raise InvalidError("metadata.name or metadata.generateName is required")
-    manifest = parse_manifest(obj)
+    manifest = parse_manifest(cleaned)
     problems = [f"{f.path}: {f.message}" for f in manifest.check() if f.severity == "error"]
     if problems:
         raise InvalidError("; ".join(problems))
-    return obj
+    return cleaned
+
+
+def dry_run_answer(obj: Object) -> web.Response:
+    """What a dry-run create answers: the checked object, named as a create would name it
+    (``generateName`` plus 5 random characters), so ``argo submit --server-dry-run -o name`` works."""
+    metadata = obj.setdefault("metadata", {})
+    if not metadata.get("name") and metadata.get("generateName"):
+        suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+        metadata["name"] = f"{metadata['generateName']}{suffix}"
+    return web.json_response(obj)
 
 
 def dry_run(body: Mapping[str, Any]) -> bool:
@@ -160,13 +193,36 @@ def dry_run(body: Mapping[str, Any]) -> bool:
 # --------------------------------------------------------------------------- CRUD
 
 
+LATEST = "@latest"
+
+
+async def workflow_by_name(request: web.Request, namespace: str, name: str) -> Object:
+    """The workflow ``name`` in ``namespace``; ``@latest`` (argo-server's alias) is the newest one."""
+    store = context(request).store
+    if name != LATEST:
+        return await store.get(WORKFLOW, namespace, check_name(name))
+    items = await store.list(WORKFLOW, namespace)
+    if not items:
+        raise NotFoundError(f"no workflows found in namespace {namespace!r}")
+    return max(items, key=_sort_key)
+
+
+async def workflow_param(request: web.Request) -> tuple[str, str]:
+    """``(namespace, name)`` of the path, with ``@latest`` resolved to the newest workflow's name."""
+    namespace = name_param(request, "namespace")
+    name = request.match_info["name"]
+    if name == LATEST:
+        name = str((await workflow_by_name(request, namespace, name))["metadata"]["name"])
+    return namespace, check_name(name)
+
+
 async def list_workflows(request: web.Request) -> web.Response:
     items = await list_objects(request, WORKFLOW, namespace_param(request))
     return paged_response(request, items)
 
 
 async def get_workflow(request: web.Request) -> web.Response:
-    obj = await context(request).store.get(WORKFLOW, name_param(request, "namespace"), name_param(request, "name"))
+    obj = await workflow_by_name(request, name_param(request, "namespace"), request.match_info["name"])
     return object_response(request, obj)
 
 
@@ -175,7 +231,7 @@ async def create_workflow(request: web.Request) -> web.Response:
     body = await json_body(request)
     workflow = validated(body.get("workflow"), WORKFLOW, namespace)
     if dry_run(body):
-        return web.json_response(workflow)
+        return dry_run_answer(workflow)
     return web.json_response(await context(request).store.create(workflow))
 
 
@@ -187,8 +243,7 @@ async def lint_workflow(request: web.Request) -> web.Response:
 
 async def delete_workflow(request: web.Request) -> web.Response:
     ctx = context(request)
-    namespace, name = name_param(request, "namespace"), name_param(request, "name")
-    await ctx.store.get(WORKFLOW, namespace, name)
+    namespace, name = await workflow_param(request)
     await ctx.executor.kill(namespace, name)
     await ctx.store.delete(WORKFLOW, namespace, name)
     return web.json_response({})
@@ -220,7 +275,7 @@ def _selector(body: Mapping[str, Any]) -> str | None:
 
 
 async def _action(request: web.Request) -> tuple[Store, str, str, dict[str, Any]]:
-    namespace, name = name_param(request, "namespace"), name_param(request, "name")
+    namespace, name = await workflow_param(request)
     return context(request).store, namespace, name, await json_body(request)
 
 
@@ -320,6 +375,33 @@ def pod_nodes(workflow: Object) -> list[dict[str, Any]]:
     )
 
 
+_MAX_POD_PREFIX = 253 - 10 - 1  # Kubernetes name length, less argo's hash suffix and its dash
+
+
+def _fnv32a(text: str) -> int:
+    value = 0x811C9DC5
+    for byte in text.encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def pod_name(workflow_name: str, node: Mapping[str, Any]) -> str:
+    """The pod name argo gives a step (its "v2" names: ``<workflow>-<template>-<fnv32a(node name)>``).
+
+    The argo CLI computes the same name for ``argo get``'s PODNAME column, so ``argo logs WF POD``
+    works with what ``argo get`` prints. A ``podName`` the controller recorded wins.
+    """
+    if node.get("podName"):
+        return str(node["podName"])
+    node_name = str(node.get("name") or node.get("id") or "")
+    if node_name == workflow_name:
+        return workflow_name
+    ref = node.get("templateRef")
+    template = str(ref.get("template") or "") if isinstance(ref, Mapping) else str(node.get("templateName") or "")
+    prefix = f"{workflow_name}-{template}" if template else workflow_name
+    return f"{prefix[:_MAX_POD_PREFIX]}-{_fnv32a(node_name)}"
+
+
 class _LogCursor:
     """What was already sent of one node's log."""
 
@@ -341,11 +423,12 @@ def _grep(request: web.Request) -> re.Pattern[str] | None:
 async def workflow_logs(request: web.Request) -> web.StreamResponse:
     """Logs of the workflow's steps: ``{"result": {"content", "podName"}}`` per line.
 
-    ``podName`` (query or path) picks one step (pod name or node id); ``logOptions.follow=true``
+    ``podName`` (query or path) picks one step (argo's pod name, see :func:`pod_name`, or the node
+    id); ``logOptions.follow=true``
     keeps streaming until the workflow has finished; ``logOptions.tailLines`` and ``grep`` filter.
     """
     ctx = context(request)
-    namespace, name = name_param(request, "namespace"), name_param(request, "name")
+    namespace, name = await workflow_param(request)
     wanted = request.match_info.get("podName") or request.query.get("podName", "")
     follow = query_bool(request, "logOptions.follow")
     tail = query_int(request, "logOptions.tailLines", 0, maximum=10_000_000)
@@ -358,7 +441,7 @@ async def workflow_logs(request: web.Request) -> web.StreamResponse:
     while not stream.closed:
         finished = phase_of(workflow) in FINISHED
         for node in pod_nodes(workflow):
-            pod = str(node.get("podName") or node["id"])
+            pod = pod_name(name, node)
             if wanted and wanted not in (pod, node["id"]):
                 continue
             cursor = cursors.setdefault(node["id"], _LogCursor())
@@ -397,11 +480,13 @@ async def watch_workflows(request: web.Request) -> web.StreamResponse:
     """Server-sent events ``{"result": {"type": "ADDED|MODIFIED|DELETED", "object": {...}}}``.
 
     Objects that exist are sent first as ADDED (unless ``listOptions.resourceVersion`` names a
-    version other than ``0``), then every change, until the client goes away.
+    version other than ``0``), then every change, until the client goes away. As in argo-server, a
+    ``metadata.name=X`` field selector (``argo watch``/``wait``/``submit --watch``) must name an
+    existing workflow (404 otherwise, before the stream starts) and may be ``@latest``.
     """
     ctx = context(request)
     namespace = namespace_param(request)
-    keep = list_filter(request)
+    keep = list_filter(request, await _watched_name_selector(request, namespace))
     fields = request.query.get("fields", "")
     project = projection(fields) if fields else None
     changes = ctx.store.watch(WORKFLOW, namespace)
@@ -448,6 +533,21 @@ async def watch_workflows(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(RuntimeError):
                 await aclose()
     return await stream.finish()
+
+
+async def _watched_name_selector(request: web.Request, namespace: str | None) -> str:
+    """The field selector of a watch, with a ``metadata.name`` term checked and its alias resolved."""
+    selector = request.query.get("listOptions.fieldSelector", "")
+    terms = [t.strip() for t in selector.split(",") if t.strip()]
+    out: list[str] = []
+    for term in terms:
+        key, sep, value = term.partition("=")
+        if sep and key.strip() == "metadata.name" and not key.endswith("!") and namespace is not None:
+            value = value.lstrip("=").strip()
+            found = await workflow_by_name(request, namespace, value)
+            term = f"metadata.name={found['metadata']['name']}"
+        out.append(term)
+    return ",".join(out)
 
 
 # --------------------------------------------------------------------------- archive

@@ -12,11 +12,13 @@ bus; a source must acknowledge its origin (HTTP answer, SQS delete, Kafka commit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from eventbridge import metrics
 from eventbridge.bus.base import Bus
 from eventbridge.events import Event, new_event_id
 from eventbridge.models.base import References
@@ -49,6 +51,10 @@ class BusDispatch:
     CloudEvent attributes as Argo sets them: ``id`` random 32 hex unless the origin gives a stable
     id, ``source`` = EventSource name, ``subject`` = event name, ``type`` = source type key,
     ``namespace`` = EventSource namespace. A duplicate (already on the bus) counts as durable.
+
+    Metrics as Argo's event sources count them: ``argo_events_events_sent_total`` when the bus took
+    the event, ``argo_events_events_sent_failed_total`` when publishing raised, and the time of
+    both in ``argo_events_event_processing_duration_milliseconds``.
     """
 
     def __init__(self, bus: Bus, eventsource: EventSource, type_key: str) -> None:
@@ -66,7 +72,17 @@ class BusDispatch:
             data=data,
             namespace=self._namespace,
         )
-        await self._bus.publish(event)
+        start = time.perf_counter()
+        try:
+            await self._bus.publish(event)
+        except BaseException:
+            metrics.event_sent_failed(self._namespace, self._source, event_name)
+            raise
+        else:
+            metrics.event_sent(self._namespace, self._source, event_name)
+        finally:
+            elapsed = (time.perf_counter() - start) * 1000.0
+            metrics.event_processing_duration(self._namespace, self._source, event_name, elapsed)
         return event
 
 

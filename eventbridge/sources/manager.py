@@ -4,6 +4,7 @@
 restart, events that disappeared stop. Each event (``spec.<type>.<event name>``) is one
 :class:`~eventbridge.sources.base.Source`; one that fails to start is logged, kept in
 :meth:`SourceManager.status` with its error, retried on the next ``apply``, and never stops the others.
+``argo_events_event_service_running_total`` counts the running events of each EventSource.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import eventbridge.sources as sources_package
+from eventbridge import metrics
 from eventbridge.bus.base import Bus
 from eventbridge.models.base import ArgoModel, References
 from eventbridge.models.eventsource import EventSource
@@ -199,10 +201,12 @@ class SourceManager:
             return
         self._failed.pop(key, None)
         self._running[key] = _Entry(source, target.fingerprint)
+        metrics.event_service_running(key.namespace, key.eventsource, 1)
         log.info("event source %s started", key, extra=_labels(key))
 
     async def _stop_one(self, key: SourceKey, entry: _Entry, why: str) -> None:
         del self._running[key]
+        metrics.event_service_running(key.namespace, key.eventsource, -1)
         await self._safe_stop(key, entry.source)
         log.info("event source %s stopped (%s)", key, why, extra=_labels(key))
 
