@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ from eventbridge.server.auth import load_auth
 from eventbridge.sources.manager import SourceManager
 from eventbridge.store.base import Object, Store
 from eventbridge.store.sqlite import SqliteStore
+from eventbridge.workflow import operations
 from eventbridge.workflow.controller import Controller
+from eventbridge.workflow.cron import CronScheduler
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,36 @@ class Settings:
     webhook_host: str = "0.0.0.0"
     watch: bool = True
     auth_file: Path | None = None
+
+
+class StoreWorkflowOperations:
+    """The sensor's argoWorkflow operations (resume, retry...) done by the workflow package on the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def submit_from(
+        self, kind: str, namespace: str, name: str, labels: Mapping[str, str] | None = None
+    ) -> Object:
+        return await operations.submit_from(self.store, kind, namespace, name, labels=labels)
+
+    async def resubmit(self, namespace: str, name: str) -> Object:
+        return await operations.resubmit(self.store, namespace, name)
+
+    async def retry(self, namespace: str, name: str) -> Object:
+        return await operations.retry(self.store, namespace, name)
+
+    async def suspend(self, namespace: str, name: str) -> Object:
+        return await operations.suspend(self.store, namespace, name)
+
+    async def resume(self, namespace: str, name: str) -> Object:
+        return await operations.resume(self.store, namespace, name)
+
+    async def stop(self, namespace: str, name: str) -> Object:
+        return await operations.stop(self.store, namespace, name)
+
+    async def terminate(self, namespace: str, name: str) -> Object:
+        return await operations.terminate(self.store, namespace, name)
 
 
 class LiveReferences:
@@ -134,7 +166,14 @@ class EmbeddedRuntime:
         self.executor = HostExecutor(state / "steps")
         self.references = LiveReferences()
         self.controller = Controller(self.store, self.executor, references=self.references)
-        self.sensors = SensorManager(self.bus, self.store, self.references)
+        self.cron = CronScheduler(self.store)
+        self.sensors = SensorManager(
+            self.bus,
+            self.store,
+            self.references,
+            state_path=state / "sensors.db",
+            workflow_ops=StoreWorkflowOperations(self.store),
+        )
         self.sources = SourceManager(self.bus, self.references, host=settings.webhook_host, state_dir=state / "sources")
         self.manifests = ManifestSet()
         self._stored: set[tuple[str, str, str]] = set()
@@ -148,6 +187,7 @@ class EmbeddedRuntime:
         await self.store.start()
         await self.bus.start()
         await self.controller.start()
+        await self.cron.start()
         # Sensors subscribe before the sources open their ports, so no first event is missed.
         await self.reload()
         app = build_app(
@@ -158,6 +198,8 @@ class EmbeddedRuntime:
                 eventsources=lambda: self.manifests.of(EventSource),
                 sensors=lambda: self.manifests.of(Sensor),
                 sources=self.sources,
+                traces=self.sensors,
+                cron_next=self.cron.next_fire,
                 auth=load_auth(self.settings.auth_file),
             )
         )
@@ -180,6 +222,7 @@ class EmbeddedRuntime:
         await self.sensors.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.cron.stop()
         await self.controller.stop()
         await self.bus.stop()
         await self.store.stop()

@@ -26,6 +26,29 @@ class OutputParameter:
 
 
 @dataclass(frozen=True, slots=True)
+class PathMount:
+    """A host file or directory that appears at ``path`` (as the step sees it) inside the step.
+
+    Input artifacts are copied in before the step starts (``copy``); volumes are shared
+    directories bound in place, so what one step writes the next one sees."""
+
+    path: str
+    source: str
+    copy: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OutputArtifact:
+    """A file or directory the step leaves at ``path``; collected after the step ends.
+
+    A missing one fails the step unless ``optional``."""
+
+    name: str
+    path: str
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StepSpec:
     """Everything needed to run one step.
 
@@ -33,6 +56,8 @@ class StepSpec:
     writes it to a file and runs ``argv + [file]`` (Argo's convention). ``env`` is exactly what the
     template asks for; executors add only what a process needs to start (see each executor).
     ``timeout`` (seconds) ends the step with phase Failed and a message saying so.
+    ``mounts`` are placed before the step starts; ``artifacts`` are copied after it ends into
+    ``artifact_dir/<name>`` (a host directory the controller chose), see :class:`StepResult`.
     """
 
     namespace: str
@@ -47,6 +72,10 @@ class StepSpec:
     timeout: float | None = None
     image: str | None = None
     template_name: str | None = None
+    mounts: list[PathMount] = field(default_factory=list)
+    artifacts: list[OutputArtifact] = field(default_factory=list)
+    artifact_dir: str | None = None
+    args_only: bool = False  # the template gave no command: argv are arguments for the image's entrypoint
 
 
 @dataclass(slots=True)
@@ -54,7 +83,8 @@ class StepResult:
     """How a step ended.
 
     ``result`` is stdout with one trailing newline removed (Argo's ``outputs.result``);
-    ``parameters`` maps output parameter names to their values; ``message`` explains a failure.
+    ``parameters`` maps output parameter names to their values; ``message`` explains a failure;
+    ``artifacts`` maps output artifact names to the host paths of their collected copies.
     """
 
     phase: StepPhase
@@ -62,6 +92,7 @@ class StepResult:
     result: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     message: str = ""
+    artifacts: dict[str, str] = field(default_factory=dict)
 
 
 class Executor(Protocol):

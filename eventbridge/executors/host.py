@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from eventbridge.executors.base import OutputParameter, StepResult, StepSpec
+from eventbridge.executors.base import OutputArtifact, OutputParameter, PathMount, StepResult, StepSpec
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,81 @@ UNSHARE = "/usr/bin/unshare"
 RESULT_LIMIT = 256 * 1024  # bytes of stdout kept for outputs.result (the log keeps everything)
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 _WRAPPER = 'mount --bind "$1" /tmp || exit 125; shift; exec "$@"'
+# The "shadow root": a directory whose top-level entries are the host's (bind-mounted) plus new ones
+# for the step's own absolute paths (/inputs, /workspace, /mnt/vol...), entered with chroot.
+# Arguments: root cwd, then "src dst" pairs to bind (dst inside root) until "--", then the command.
+_SHADOW_WRAPPER = (
+    "root=$1; cwd=$2; shift 2; "
+    'while [ "$1" != "--" ]; do mount --rbind "$1" "$root$2" || exit 125; shift 2; done; shift; '
+    'exec chroot "$root" /bin/sh -c \'cd "$0" || exit 125; exec "$@"\' "$cwd" "$@"'
+)
+# Top-level directories that are always the host's own (a step cannot get a fresh one there).
+SYSTEM_TOPS = frozenset(
+    {
+        "bin",
+        "boot",
+        "dev",
+        "etc",
+        "home",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "opt",
+        "proc",
+        "root",
+        "run",
+        "sbin",
+        "sys",
+        "usr",
+        "var",
+        "snap",
+        "nix",
+        "tmp",
+    }
+)
+FRESH_TOPS = frozenset({"mnt", "media", "srv"})  # given fresh (empty) to a step that uses them
+
+# A stand-in for the argoproj/argosay:v2 test image's entrypoint (used by Argo's examples):
+# no arguments or "echo" says hello, "echo TEXT [FILE]", "cat FILE", "sleep N", "exit CODE".
+_ARGOSAY = """#!/bin/sh
+set -eu
+case "${1:-}" in
+  '') echo "hello argo" ;;
+  echo)
+    if [ $# -ge 3 ]; then mkdir -p "$(dirname "$3")"; printf '%s\\n' "$2" > "$3"
+    elif [ $# -eq 2 ]; then printf '%s\\n' "$2"
+    else echo "hello argo"; fi ;;
+  cat) cat "$2" ;;
+  sleep) sleep "$2" ;;
+  exit) exit "${2:-0}" ;;
+  assert_contains) grep -F -- "$3" "$2" ;;
+  sh) sh "${2:-}" ;;
+  *) echo "argosay: unknown command $1" >&2; exit 1 ;;
+esac
+"""
+
+
+def _with_games(path: str) -> str:
+    """PATH plus Debian's /usr/games (where ``cowsay``, used by many Argo examples, lives)."""
+    parts = path.split(":")
+    for extra in ("/usr/local/games", "/usr/games"):
+        if extra not in parts:
+            parts.append(extra)
+    return ":".join(parts)
+
+
+def _image_name(image: str | None) -> tuple[str, str]:
+    """(repository without registry, tag) of an image reference."""
+    name = (image or "").split("@", 1)[0]
+    tag = ""
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    for prefix in ("docker.io/", "index.docker.io/", "quay.io/", "ghcr.io/"):
+        name = name.removeprefix(prefix)
+    return name.removeprefix("library/"), tag
+
+
 _SCRIPT_DIR = ".argo"
 STEP_TMP = "/tmp"  # noqa: S108  (the path steps see as their private /tmp)
 
@@ -72,7 +147,7 @@ class HostExecutor:
         self._keep_files = keep_files
         self._running: dict[tuple[str, str, str], _Running] = {}
         self._claims: dict[str, str] = {}  # shared absolute output path -> pod name writing it
-        self._path = os.environ.get("PATH") or DEFAULT_PATH
+        self._path = _with_games(os.environ.get("PATH") or DEFAULT_PATH)
 
     # helpers ---------------------------------------------------------------------------------
 
@@ -87,6 +162,11 @@ class HostExecutor:
                     "(parallel steps writing the same output path are refused)"
                 )
         return self._private_tmp
+
+    @property
+    def state_dir(self) -> Path:
+        """Where step directories live (the controller keeps artifacts next to it by default)."""
+        return self._state_dir
 
     def step_dir(self, namespace: str, workflow: str, node_id: str) -> Path:
         return self._state_dir / _safe(namespace) / _safe(workflow) / _safe(node_id)
@@ -113,7 +193,7 @@ class HostExecutor:
             for path in claims:
                 self._claims.pop(path, None)
             if not self._keep_files:
-                await asyncio.to_thread(_remove, work, tmp)
+                await asyncio.to_thread(_remove, work, tmp, root / "root")
 
     async def kill(self, namespace: str, workflow: str, node_id: str | None = None) -> None:
         targets = [
@@ -131,6 +211,20 @@ class HostExecutor:
             return ""
 
     # internals --------------------------------------------------------------------------------
+
+    def _image_entrypoint(self, step: StepSpec, args: list[str], private: bool, tmp: Path) -> list[str]:
+        """``command`` was not given: the image's own entrypoint/cmd, for the images known here
+        (Argo's argosay test images); otherwise the arguments run as the command."""
+        name, tag = _image_name(step.image)
+        if name == "argoproj/argosay" and tag != "v1":
+            shim_dir = tmp / _SCRIPT_DIR
+            shim_dir.mkdir(exist_ok=True)
+            (shim_dir / "argosay").write_text(_ARGOSAY, "utf-8")
+            shim = f"{STEP_TMP}/{_SCRIPT_DIR}/argosay" if private else str(shim_dir / "argosay")
+            return ["/bin/sh", shim, *args]
+        if name in ("argoproj/argosay", "docker/whalesay") and not args:
+            return ["cowsay"]
+        return args
 
     def _claim(self, step: StepSpec, claims: list[str]) -> str | None:
         """Reserve ``step``'s absolute output paths on the shared filesystem; a message on conflict."""
@@ -159,10 +253,15 @@ class HostExecutor:
         claims: list[str],
     ) -> StepResult:
         argv = list(step.argv)
+        if step.args_only or not argv:
+            argv = self._image_entrypoint(step, argv, private, tmp)
+        elif argv[0] == "/argosay" and _image_name(step.image)[0] == "argoproj/argosay":
+            argv = self._image_entrypoint(step, argv[1:], private, tmp)
         if step.script is not None:
             script_dir = tmp / _SCRIPT_DIR
             script_dir.mkdir(exist_ok=True)
             (script_dir / "script").write_text(step.script, "utf-8")
+            (script_dir / "script").chmod(0o755)  # Argo's script file is executable (`sh -c FILE` works)
             if not argv:
                 argv = ["sh"]
             argv.append(f"{STEP_TMP}/{_SCRIPT_DIR}/script" if private else str(script_dir / "script"))
@@ -173,8 +272,10 @@ class HostExecutor:
             wanted = Path(step.working_dir)
             if wanted.is_absolute():
                 if not await asyncio.to_thread(wanted.is_dir):
-                    return StepResult("Error", message=f"workingDir {wanted} does not exist on this host")
-                cwd = wanted
+                    if not _Layout.could_be_fresh(str(wanted)):
+                        return StepResult("Error", message=f"workingDir {wanted} does not exist on this host")
+                else:
+                    cwd = wanted
             else:
                 cwd = work / wanted
                 cwd.mkdir(parents=True, exist_ok=True)
@@ -191,7 +292,35 @@ class HostExecutor:
         if not private:
             env["TMPDIR"] = str(tmp)
         env.update(step.env)
-        if private:
+        try:
+            layout = _Layout.plan(step, private, cwd, tmp, root / "root")
+            await asyncio.to_thread(layout.place, step.mounts)
+            await asyncio.to_thread(layout.prepare_outputs, step.artifacts)
+        except _PlacementError as exc:
+            _append_log(root / "log", str(exc))
+            return StepResult("Error", message=str(exc))
+        if layout.shadow is not None:
+            problem = _cannot_exec(argv[0], env.get("PATH", ""), cwd)
+            if problem:
+                _append_log(root / "log", problem)
+                return StepResult("Error", message=problem)
+            command = [
+                UNSHARE,
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-c",
+                _SHADOW_WRAPPER,
+                "eventbridge-step",
+                str(layout.shadow),
+                layout.inner_cwd or str(cwd),
+                *layout.binds,
+                "--",
+                *argv,
+            ]
+        elif private:
             problem = _cannot_exec(argv[0], env.get("PATH", ""), cwd)
             if problem:
                 _append_log(root / "log", problem)
@@ -241,14 +370,17 @@ class HostExecutor:
         result = stdout.decode("utf-8", "replace")
         if result.endswith("\n"):
             result = result[:-1]
+        artifacts, missing = await asyncio.to_thread(layout.collect, step)
         if exit_code != 0:
             message = f"Error (exit code {exit_code})"
             if exit_code is not None and exit_code < 0:
                 message = f"killed by signal {-exit_code}"
-            return StepResult("Failed", exit_code=exit_code, result=result, message=message)
+            return StepResult("Failed", exit_code=exit_code, result=result, message=message, artifacts=artifacts)
+        if missing:
+            return StepResult("Error", exit_code=exit_code, result=result, message=missing, artifacts=artifacts)
         parameters: dict[str, str] = {}
         for output in step.outputs:
-            value = _read_output(output, private, cwd, tmp)
+            value = _read_output(output, private, cwd, tmp, layout)
             if value is None:
                 return StepResult(
                     "Error",
@@ -257,7 +389,7 @@ class HostExecutor:
                     message=f"output parameter {output.name!r}: the step wrote no file {output.path}",
                 )
             parameters[output.name] = value
-        return StepResult("Succeeded", exit_code=exit_code, result=result, parameters=parameters)
+        return StepResult("Succeeded", exit_code=exit_code, result=result, parameters=parameters, artifacts=artifacts)
 
     async def _wait(self, step: StepSpec, running: _Running, log_file: IO[bytes]) -> bytes:
         """Wait for the process (and the timeout), pump its output; return the kept stdout."""
@@ -356,10 +488,14 @@ def _cannot_exec(program: str, path_env: str, cwd: Path) -> str | None:
     return None
 
 
-def _read_output(output: OutputParameter, private: bool, cwd: Path, tmp: Path) -> str | None:
+def _read_output(
+    output: OutputParameter, private: bool, cwd: Path, tmp: Path, layout: _Layout | None = None
+) -> str | None:
     """The value of an output parameter file as the step saw it; None when missing and no default."""
     path = output.path
-    if private and (path == STEP_TMP or path.startswith(STEP_TMP + "/")):
+    if layout is not None:
+        host_path = layout.host(path)
+    elif private and (path == STEP_TMP or path.startswith(STEP_TMP + "/")):
         host_path = tmp / os.path.relpath(os.path.normpath(path), STEP_TMP)
     elif path.startswith("/"):
         host_path = Path(path)
@@ -370,6 +506,188 @@ def _read_output(output: OutputParameter, private: bool, cwd: Path, tmp: Path) -
     except OSError:
         return output.default
     return value[:-1] if value.endswith("\n") else value
+
+
+class _PlacementError(Exception):
+    """A mount or artifact path the host executor cannot provide."""
+
+
+def _top(path: str) -> str:
+    parts = os.path.normpath(path).lstrip("/").split("/", 1)
+    return parts[0]
+
+
+def _under_tmp(path: str) -> bool:
+    clean = os.path.normpath(path)
+    return clean == STEP_TMP or clean.startswith(STEP_TMP + "/")
+
+
+@dataclass
+class _Layout:
+    """Where the paths a step sees live on the host.
+
+    Relative paths are under the working directory, ``/tmp/...`` under the step's tmp dir (with a
+    private /tmp), and absolute paths under a top-level directory that is new to the host (or
+    /mnt, /media, /srv) inside the step's shadow root, entered with chroot."""
+
+    private: bool
+    cwd: Path
+    tmp: Path
+    shadow: Path | None = None
+    fresh: frozenset[str] = frozenset()
+    binds: list[str] = field(default_factory=list)
+    volumes: list[PathMount] = field(default_factory=list)
+    inner_cwd: str = ""  # the working directory the step sees in the shadow root
+
+    @classmethod
+    def plan(cls, step: StepSpec, private: bool, cwd: Path, tmp: Path, shadow_dir: Path) -> _Layout:
+        paths = [m.path for m in step.mounts] + [a.path for a in step.artifacts]
+        if step.working_dir and step.working_dir.startswith("/") and not Path(step.working_dir).is_dir():
+            paths.append(step.working_dir)
+        absolute = [p for p in paths if p.startswith("/") and not _under_tmp(p)]
+        fresh = frozenset(
+            top
+            for top in (_top(p) for p in absolute)
+            if top and top not in SYSTEM_TOPS and (top in FRESH_TOPS or not os.path.lexists("/" + top))
+        )
+        volumes = [m for m in step.mounts if not m.copy]
+        layout = cls(private, cwd, tmp, fresh=fresh, volumes=volumes)
+        for mount in step.mounts:
+            if not mount.path.startswith("/") or _under_tmp(mount.path):
+                continue
+            if _top(mount.path) not in fresh and mount.copy:
+                raise _PlacementError(
+                    f"{mount.path}: the host executor places files only under /tmp, relative to the working "
+                    "directory, or under a top-level directory the host does not have (such as /data)"
+                )
+        if not (fresh or volumes):
+            return layout
+        if not private:
+            raise _PlacementError(
+                f"{(absolute or [m.path for m in volumes])[0]}: paths outside /tmp and volumes need a private "
+                "mount namespace (run eventbridge as root where unshare is permitted)"
+            )
+        layout.shadow = shadow_dir
+        # Like a container without workingDir, the step starts in "/" (images' usual WORKDIR).
+        layout.inner_cwd = str(cwd)
+        if not step.working_dir:
+            layout.inner_cwd = "/"
+        elif step.working_dir.startswith("/") and _top(step.working_dir) in fresh:
+            layout.inner_cwd = os.path.normpath(step.working_dir)
+        layout._build(volumes)
+        return layout
+
+    @staticmethod
+    def could_be_fresh(path: str) -> bool:
+        """Whether ``path`` lies under a top-level directory a shadow root would create."""
+        top = _top(path)
+        return bool(top) and top not in SYSTEM_TOPS and (top in FRESH_TOPS or not os.path.lexists("/" + top))
+
+    def _build(self, volumes: list[PathMount]) -> None:
+        assert self.shadow is not None
+        root = self.shadow
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        binds: list[tuple[str, str]] = [(str(self.tmp), STEP_TMP)]
+        for host in sorted(Path("/").iterdir()):
+            entry = host.name
+            if entry in self.fresh or entry == "tmp":
+                continue
+            if host.is_symlink():
+                (root / entry).symlink_to(host.readlink())
+            elif host.is_dir():
+                (root / entry).mkdir()
+                binds.append((str(host), f"/{entry}"))
+        (root / "tmp").mkdir()
+        if _under_tmp(str(self.cwd)):  # the working directory lives in the host's /tmp: keep it visible
+            inside = self.tmp / os.path.relpath(self.cwd, STEP_TMP)
+            inside.mkdir(parents=True, exist_ok=True)
+            binds.append((str(self.cwd), str(self.cwd)))
+        if self.inner_cwd.startswith("/") and _top(self.inner_cwd) in self.fresh:
+            (root / self.inner_cwd.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        for volume in volumes:
+            clean = os.path.normpath(volume.path)
+            if _top(clean) in self.fresh:
+                (root / clean.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            binds.append((volume.source, os.path.normpath(volume.path)))
+        self.binds = [part for pair in binds for part in pair]
+
+    def prepare_outputs(self, artifacts: list[OutputArtifact]) -> None:
+        """Create the parent directories of output artifacts that live in the shadow root."""
+        for artifact in artifacts:
+            target = self.host(artifact.path)
+            if self.shadow is not None and str(target).startswith(str(self.shadow) + "/"):
+                target.parent.mkdir(parents=True, exist_ok=True)
+
+    def host(self, path: str) -> Path:
+        """The host path behind ``path`` as the step sees it."""
+        if not path.startswith("/"):
+            if self.shadow is not None and self.inner_cwd == "/":
+                return self.shadow / os.path.normpath("/" + path).lstrip("/")
+            return self.cwd / path
+        clean = os.path.normpath(path)
+        for volume in self.volumes:
+            mount = os.path.normpath(volume.path)
+            if clean == mount or clean.startswith(mount + "/"):
+                return Path(volume.source) / os.path.relpath(clean, mount)
+        if _under_tmp(clean):
+            return self.tmp / os.path.relpath(clean, STEP_TMP) if self.private else Path(clean)
+        if self.shadow is not None and _top(clean) in self.fresh:
+            return self.shadow / clean.lstrip("/")
+        return Path(clean)
+
+    def place(self, mounts: list[PathMount]) -> None:
+        """Copy input files and directories to where the step expects them."""
+        allowed = [self.cwd, self.tmp] + ([self.shadow] if self.shadow is not None else [])
+        for mount in mounts:
+            if not mount.copy:
+                continue
+            target = self.host(mount.path)
+            resolved = Path(os.path.normpath(target))
+            if not any(resolved == base or base in resolved.parents for base in allowed):
+                raise _PlacementError(
+                    f"{mount.path}: refusing to place a file outside the step's own directories"
+                    + ("" if self.private else " (without a private mount namespace /tmp is the host's)")
+                )
+            source = Path(mount.source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if source.is_dir():
+                    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(source, target)
+            except OSError as exc:
+                raise _PlacementError(f"cannot place {mount.path}: {exc}") from exc
+
+    def collect(self, step: StepSpec) -> tuple[dict[str, str], str]:
+        """Copy output artifacts to ``step.artifact_dir``; (name -> host copy, message about a missing one)."""
+        found: dict[str, str] = {}
+        missing = ""
+        if not step.artifacts or not step.artifact_dir:
+            return found, missing
+        out_dir = Path(step.artifact_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for artifact in step.artifacts:
+            source = self.host(artifact.path)
+            target = out_dir / _safe(artifact.name)
+            try:
+                if source.is_dir():
+                    if target.exists():
+                        shutil.rmtree(target)
+                    shutil.copytree(source, target, symlinks=True)
+                elif source.exists():
+                    shutil.copy2(source, target)
+                else:
+                    if not artifact.optional and not missing:
+                        missing = f"output artifact {artifact.name!r}: the step left nothing at {artifact.path}"
+                    continue
+            except OSError as exc:
+                if not missing:
+                    missing = f"output artifact {artifact.name!r}: cannot collect {artifact.path}: {exc}"
+                continue
+            found[artifact.name] = str(target)
+        return found, missing
 
 
 def _probe_unshare(state_dir: Path) -> bool:

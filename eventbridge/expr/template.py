@@ -4,8 +4,10 @@
 Tags that look like workflow variables (``inputs.``, ``steps.``, ``tasks.``, ``workflow.``,
 ``item``...) but are not in the scope raise :class:`ExprError` ("failed to resolve"); other unknown
 tags are left as written (they may belong to another tool, e.g. a shell's ``{{`` in a script).
-``{{=expression}}`` tags are handed to the optional ``expression`` callback, else left unchanged.
-Nothing is ever evaluated with Python's eval.
+``{{=expression}}`` tags are expr-lang expressions (:mod:`eventbridge.expr.lang`) over the scope
+as nested maps (``inputs.parameters.x``, ``steps['my-step'].outputs.result``); their result is
+inserted as Argo does (strings as-is, other values as JSON). ``expression=None`` leaves them
+unchanged; a callable replaces the evaluator. Nothing is ever evaluated with Python's eval.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from eventbridge.errors import ExprError
+from eventbridge.expr.lang import evaluate, format_value, nest
 
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
@@ -41,31 +44,78 @@ def _strict(name: str, prefixes: tuple[str, ...]) -> bool:
     )
 
 
+def expression_tag(expression: str, scope: Mapping[str, str]) -> str:
+    """The text a ``{{=expression}}`` tag is replaced with (ExprError if it cannot be evaluated)."""
+    return format_value(evaluate(expression, nest(scope)))
+
+
+_DEFAULT: ExpressionHook = expression_tag
+
+
+def _tag_end(text: str, start: int) -> int:
+    """Index of the ``}}`` closing the expression tag whose body starts at ``start``, or -1.
+
+    Braces and quoted strings inside the expression are skipped, so ``{{=toJson({a: {b: 1}})}}``
+    closes at the last ``}}``."""
+    depth = 0
+    pos = start
+    while pos < len(text):
+        char = text[pos]
+        if char in "'\"`":
+            end = pos + 1
+            while end < len(text) and text[end] != char:
+                end += 2 if text[end] == "\\" and char != "`" else 1
+            pos = end + 1
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            if depth == 0 and text.startswith("}}", pos):
+                return pos
+            depth = max(depth - 1, 0)
+        pos += 1
+    return -1
+
+
 def substitute(
     text: str,
     scope: Mapping[str, str],
     *,
     strict_prefixes: tuple[str, ...] = STRICT_PREFIXES,
-    expression: ExpressionHook | None = None,
+    expression: ExpressionHook | None = _DEFAULT,
 ) -> str:
     """``text`` with every resolvable ``{{tag}}`` replaced; see the module docstring."""
     if "{{" not in text:
         return text
-
-    def replace(match: re.Match[str]) -> str:
-        tag = match.group(1).strip()
+    out: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("{{", pos)
+        if start < 0:
+            out.append(text[pos:])
+            break
+        body = start + 2
+        stripped = len(text) - len(text[body:].lstrip())
+        is_expression = text.startswith("=", stripped)
+        end = _tag_end(text, stripped + 1) if is_expression else text.find("}}", body)
+        if end < 0:
+            out.append(text[pos:])
+            break
+        out.append(text[pos:start])
+        whole = text[start : end + 2]
+        tag = text[body:end].strip()
+        pos = end + 2
         if tag.startswith("="):
-            if expression is None:
-                return match.group(0)
-            return expression(tag[1:].strip(), scope)
+            out.append(whole if expression is None else expression(tag[1:].strip(), scope))
+            continue
         value = scope.get(tag)
         if value is not None:
-            return value
-        if _strict(tag, strict_prefixes):
+            out.append(value)
+        elif _strict(tag, strict_prefixes):
             raise ExprError(f"failed to resolve {{{{{tag}}}}}")
-        return match.group(0)
-
-    return _TAG.sub(replace, text)
+        else:
+            out.append(whole)
+    return "".join(out)
 
 
 def substitute_all(
@@ -73,7 +123,7 @@ def substitute_all(
     scope: Mapping[str, str],
     *,
     strict_prefixes: tuple[str, ...] = STRICT_PREFIXES,
-    expression: ExpressionHook | None = None,
+    expression: ExpressionHook | None = _DEFAULT,
 ) -> Any:
     """Substitute in every string of a JSON-like value (dicts, lists, strings); others unchanged."""
     if isinstance(value, str):
@@ -84,9 +134,7 @@ def substitute_all(
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [
-            substitute_all(v, scope, strict_prefixes=strict_prefixes, expression=expression) for v in value
-        ]
+        return [substitute_all(v, scope, strict_prefixes=strict_prefixes, expression=expression) for v in value]
     return value
 
 

@@ -11,7 +11,9 @@ import contextlib
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import BeforeValidator, Field
 
 from eventbridge.models.base import ArgoModel, Finding, Manifest, unsupported
@@ -112,29 +114,49 @@ class Parameter(ArgoModel):
     description: str | None = None
 
 
+NOT_YET_CLOUD = "cloud artifact stores are not supported yet (raw, http, git and passing between steps are)"
+
+
 class Artifact(ArgoModel):
-    """An artifact; only its name is understood (artifacts are not moved by the host executor)."""
+    """An input/output/argument artifact (see eventbridge/workflow/artifacts.py for what moves them)."""
 
     name: str
     path: str | None = None
+    mode: int | None = None
     optional: bool | None = None
     from_: str | None = Field(default=None, alias="from")
+    from_expression: str | None = None
     global_name: str | None = None
+    sub_path: str | None = None
+    archive: dict[str, Any] | None = None
+    raw: dict[str, Any] | None = None
+    http: dict[str, Any] | None = None
+    git: dict[str, Any] | None = None
+    s3: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
+    gcs: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
+    azure: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
+    oss: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
+    hdfs: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
+    artifactory: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
+    artifact_gc: dict[str, Any] | None = unsupported()
+    archive_logs: bool | None = unsupported()
+    recurse_mode: bool | None = None
+    deleted: bool | None = None
 
 
 class Arguments(ArgoModel):
     parameters: list[Parameter] | None = None
-    artifacts: list[Artifact] | None = unsupported("artifacts are not supported yet")
+    artifacts: list[Artifact] | None = None
 
 
 class Inputs(ArgoModel):
     parameters: list[Parameter] | None = None
-    artifacts: list[Artifact] | None = unsupported("artifacts are not supported yet")
+    artifacts: list[Artifact] | None = None
 
 
 class Outputs(ArgoModel):
     parameters: list[Parameter] | None = None
-    artifacts: list[Artifact] | None = unsupported("artifacts are not supported yet")
+    artifacts: list[Artifact] | None = None
     result: str | None = None
     exit_code: str | None = None
 
@@ -159,7 +181,7 @@ class Container(ArgoModel):
     working_dir: str | None = None
     image_pull_policy: str | None = unsupported(POD_ONLY)
     resources: dict[str, Any] | None = unsupported(POD_ONLY)
-    volume_mounts: list[dict[str, Any]] | None = unsupported(POD_ONLY)
+    volume_mounts: list[dict[str, Any]] | None = None
     security_context: dict[str, Any] | None = unsupported(POD_ONLY)
     env_from: list[dict[str, Any]] | None = unsupported(POD_ONLY)
     ports: list[dict[str, Any]] | None = unsupported(POD_ONLY)
@@ -176,7 +198,12 @@ class ContainerNode(Container):
 
 
 class ContainerSetTemplate(ArgoModel):
+    """Containers run as one "pod": each a host step, in ``dependencies`` order, sharing the
+    set's ``volumeMounts``; the template's outputs come from the container named ``main``."""
+
     containers: list[ContainerNode] = Field(default_factory=list)
+    volume_mounts: list[dict[str, Any]] | None = None
+    retry_strategy: dict[str, Any] | None = None
 
 
 class Sequence(ArgoModel):
@@ -223,7 +250,7 @@ class WorkflowStep(ArgoModel):
     with_sequence: Sequence | None = None
     continue_on: dict[str, bool] | None = None
     on_exit: str | None = None
-    hooks: dict[str, LifecycleHook] | None = unsupported()
+    hooks: dict[str, LifecycleHook] | None = None
 
 
 class DAGTask(WorkflowStep):
@@ -246,23 +273,39 @@ class SuspendTemplate(ArgoModel):
 class ResourceTemplate(ArgoModel):
     action: str
     manifest: str | None = None
+    manifest_from: dict[str, Any] | None = None
     success_condition: str | None = None
     failure_condition: str | None = None
+    set_owner_reference: bool | None = None
+    merge_strategy: str | None = None
+    flags: list[str] | None = None
 
 
 class HTTPTemplate(ArgoModel):
+    """An HTTP request made by the controller; ``successCondition`` is an expr-lang expression over
+    ``request.*`` and ``response.*`` (default: a 2xx status)."""
+
     url: str
     method: str | None = None
     headers: list[dict[str, Any]] | None = None
     body: str | None = None
+    body_from: dict[str, Any] | None = None
     timeout_seconds: int | None = None
     success_condition: str | None = None
+    insecure_skip_verify: bool | None = None
+
+
+class DataTemplate(ArgoModel):
+    """``data``: a list from ``source`` (file paths of an artifact) through expr ``transformations``."""
+
+    source: dict[str, Any] = Field(default_factory=dict)
+    transformation: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Template(ArgoModel):
-    """One entry of ``spec.templates``."""
+    """One entry of ``spec.templates`` (or an ``inline`` template, which needs no name)."""
 
-    name: str
+    name: str = ""
     inputs: Inputs | None = None
     outputs: Outputs | None = None
     container: Container | None = None
@@ -270,11 +313,11 @@ class Template(ArgoModel):
     steps: list[list[WorkflowStep]] | None = None
     dag: DAGTemplate | None = None
     suspend: SuspendTemplate | None = None
-    resource: ResourceTemplate | None = unsupported()
-    http: HTTPTemplate | None = unsupported()
-    container_set: ContainerSetTemplate | None = unsupported()
-    data: dict[str, Any] | None = unsupported()
-    plugin: dict[str, Any] | None = unsupported()
+    resource: ResourceTemplate | None = None
+    http: HTTPTemplate | None = None
+    container_set: ContainerSetTemplate | None = None
+    data: DataTemplate | None = None
+    plugin: dict[str, Any] | None = unsupported("executor plugins need cluster mode")
     retry_strategy: RetryStrategy | None = None
     timeout: AnyStr | None = None
     active_deadline_seconds: AnyStr | None = None
@@ -286,7 +329,7 @@ class Template(ArgoModel):
     daemon: bool | None = unsupported()
     init_containers: list[dict[str, Any]] | None = unsupported(POD_ONLY)
     sidecars: list[dict[str, Any]] | None = unsupported(POD_ONLY)
-    volumes: list[dict[str, Any]] | None = unsupported(POD_ONLY)
+    volumes: list[dict[str, Any]] | None = None  # emptyDir volumes become shared host directories
     node_selector: dict[str, str] | None = unsupported(POD_ONLY)
     affinity: dict[str, Any] | None = unsupported(POD_ONLY)
     tolerations: list[dict[str, Any]] | None = unsupported(POD_ONLY)
@@ -347,14 +390,14 @@ class WorkflowSpec(ArgoModel):
     ttl_strategy: TTLStrategy | None = None
     pod_gc: PodGC | None = None
     workflow_metadata: dict[str, Any] | None = None
-    hooks: dict[str, LifecycleHook] | None = unsupported()
+    hooks: dict[str, LifecycleHook] | None = None
     retry_strategy: RetryStrategy | None = unsupported()
     fail_fast: bool | None = None
     service_account_name: str | None = unsupported(POD_ONLY)
     automount_service_account_token: bool | None = unsupported(POD_ONLY)
     executor: dict[str, Any] | None = unsupported(POD_ONLY)
-    volumes: list[dict[str, Any]] | None = unsupported(POD_ONLY)
-    volume_claim_templates: list[dict[str, Any]] | None = unsupported(POD_ONLY)
+    volumes: list[dict[str, Any]] | None = None  # emptyDir volumes become shared host directories
+    volume_claim_templates: list[dict[str, Any]] | None = None
     volume_claim_gc: dict[str, Any] | None = unsupported(POD_ONLY)
     node_selector: dict[str, str] | None = unsupported(POD_ONLY)
     affinity: dict[str, Any] | None = unsupported(POD_ONLY)
@@ -370,7 +413,7 @@ class WorkflowSpec(ArgoModel):
     pod_spec_patch: str | None = unsupported(POD_ONLY)
     pod_disruption_budget: dict[str, Any] | None = unsupported(POD_ONLY)
     host_aliases: list[dict[str, Any]] | None = unsupported(POD_ONLY)
-    template_defaults: dict[str, Any] | None = unsupported()
+    template_defaults: dict[str, Any] | None = None
     artifact_repository_ref: dict[str, Any] | None = unsupported("artifacts are not supported yet")
     artifact_gc: dict[str, Any] | None = unsupported("artifacts are not supported yet")
     archive_logs: bool | None = unsupported()
@@ -425,10 +468,10 @@ def check_spec(spec: WorkflowSpec, *, prefix: str = "spec", need_entrypoint: boo
     templates = spec.templates or []
     names: set[str] = set()
     for i, tmpl in enumerate(templates):
+        if not tmpl.name:
+            findings.append(Finding(f"{prefix}.templates.{i}.name", "template name is required"))
         if tmpl.name in names:
-            findings.append(
-                Finding(f"{prefix}.templates.{i}.name", f"template name {tmpl.name!r} is used twice")
-            )
+            findings.append(Finding(f"{prefix}.templates.{i}.name", f"template name {tmpl.name!r} is used twice"))
         names.add(tmpl.name)
         kinds = tmpl.kinds()
         if not kinds:
@@ -445,6 +488,26 @@ def check_spec(spec: WorkflowSpec, *, prefix: str = "spec", need_entrypoint: boo
                     f"template {tmpl.name!r} has more than one type: {', '.join(kinds)}",
                 )
             )
+        if tmpl.resource is not None:
+            findings.append(
+                Finding(
+                    f"{prefix}.templates.{i}.resource",
+                    f"template {tmpl.name!r} is a resource template: it needs cluster mode (a Kubernetes API); "
+                    "the bundled controller fails it when it runs",
+                    "warning",
+                )
+            )
+        if tmpl.container_set is not None:
+            container_names = [c.name for c in tmpl.container_set.containers]
+            for ci, container in enumerate(tmpl.container_set.containers):
+                for dep in container.dependencies or []:
+                    if dep not in container_names:
+                        findings.append(
+                            Finding(
+                                f"{prefix}.templates.{i}.containerSet.containers.{ci}.dependencies",
+                                f"container {container.name!r} depends on unknown container {dep!r}",
+                            )
+                        )
         if tmpl.script is not None and not tmpl.script.source:
             findings.append(Finding(f"{prefix}.templates.{i}.script.source", "script.source is required"))
         if tmpl.container is not None and not (tmpl.container.command or tmpl.container.args):
@@ -523,17 +586,13 @@ def check_spec(spec: WorkflowSpec, *, prefix: str = "spec", need_entrypoint: boo
                 for dep in deps:
                     if dep not in task_names:
                         findings.append(Finding(where, f"task {task.name!r} depends on unknown task {dep!r}"))
-            if tmpl.dag.target:
+            if tmpl.dag.target and "{{" not in tmpl.dag.target:
                 for target in tmpl.dag.target.split():
                     if target not in task_names:
-                        findings.append(
-                            Finding(f"{prefix}.templates.{i}.dag.target", f"unknown target {target!r}")
-                        )
+                        findings.append(Finding(f"{prefix}.templates.{i}.dag.target", f"unknown target {target!r}"))
             cycle = _dag_cycle(tmpl.dag.tasks)
             if cycle:
-                findings.append(
-                    Finding(f"{prefix}.templates.{i}.dag", f"dependency cycle: {' -> '.join(cycle)}")
-                )
+                findings.append(Finding(f"{prefix}.templates.{i}.dag", f"dependency cycle: {' -> '.join(cycle)}"))
     return findings
 
 
@@ -589,6 +648,48 @@ class CronWorkflowSpec(ArgoModel):
         return found + [s for s in self.schedules or [] if s]
 
 
+CRON_DESCRIPTORS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def timezone_problem(name: str | None) -> str | None:
+    """Why ``name`` is not a usable IANA timezone, or None (empty means the default)."""
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown timezone {name!r}: use an IANA name such as Europe/Paris"
+    return None
+
+
+def schedule_problem(text: str) -> str | None:
+    """Why a CronWorkflow schedule would be rejected (robfig/cron's standard syntax), or None."""
+    raw = text.strip()
+    if raw.startswith(("CRON_TZ=", "TZ=")):
+        prefix, _, raw = raw.partition(" ")
+        problem = timezone_problem(prefix.split("=", 1)[1])
+        if problem:
+            return problem
+        raw = raw.strip()
+    if raw.startswith("@every"):
+        rest = raw[len("@every") :].strip()
+        if not re.fullmatch(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", rest):
+            return f"invalid schedule {text!r}: @every needs a duration such as 1h30m"
+        return None
+    expression = CRON_DESCRIPTORS.get(raw, raw)
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        return f"invalid schedule {text!r}: use 5 cron fields (minute hour day month weekday)"
+    return None
+
+
 class CronWorkflow(Manifest):
     kind: Literal["CronWorkflow"] = "CronWorkflow"
     spec: CronWorkflowSpec = Field(default_factory=CronWorkflowSpec)
@@ -598,6 +699,14 @@ class CronWorkflow(Manifest):
         findings = check_spec(self.spec.workflow_spec, prefix="spec.workflowSpec")
         if not self.spec.all_schedules():
             findings.append(Finding("spec.schedules", "at least one schedule is required"))
+        for index, text in enumerate(self.spec.all_schedules()):
+            problem = schedule_problem(text)
+            if problem:
+                where = "spec.schedule" if self.spec.schedule and index == 0 else "spec.schedules"
+                findings.append(Finding(where, problem))
+        problem = timezone_problem(self.spec.timezone)
+        if problem:
+            findings.append(Finding("spec.timezone", problem))
         return findings
 
 

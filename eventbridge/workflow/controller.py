@@ -14,11 +14,13 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from eventbridge.errors import NotFoundError
 from eventbridge.executors.base import Executor
 from eventbridge.models.base import References
 from eventbridge.store.base import Object, Store, WatchEvent
+from eventbridge.workflow.artifacts import ArtifactRepository
 from eventbridge.workflow.operator import WORKFLOW_COMPLETED, WorkflowRun
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,16 @@ class Controller:
         max_parallel_pods: int = 32,
         write_interval: float = 0.5,
         resync_seconds: float = 30.0,
+        artifact_root: Path | None = None,
     ) -> None:
+        """``artifact_root``: the local artifact repository (and emptyDir volumes); by default
+        ``artifacts/`` next to the executor's state directory when it has one."""
         self.store = store
+        if artifact_root is None:
+            state_dir = getattr(executor, "state_dir", None)
+            if isinstance(state_dir, Path):
+                artifact_root = state_dir.parent / "artifacts"
+        self.artifacts = ArtifactRepository(artifact_root) if artifact_root is not None else None
         self.executor = executor
         self.references = references
         self.write_interval = write_interval
@@ -139,6 +149,7 @@ class Controller:
             references=self.references,
             pod_slots=self._pod_slots,
             write_interval=self.write_interval,
+            artifacts=self.artifacts,
         )
         self._runs[key] = run
         task = asyncio.create_task(self._run(key, run))
@@ -201,6 +212,8 @@ class Controller:
         if task is not None:
             task.cancel()
             await self.executor.kill(*key)
+        if self.artifacts is not None:
+            await asyncio.to_thread(self.artifacts.delete_workflow, *key)
 
     async def _resync(self) -> None:
         for obj in await self.store.list("Workflow"):

@@ -14,26 +14,33 @@ handled by re-reading and writing our status over the fresh object.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import json
 import logging
 import re
+import shutil
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from pydantic import ValidationError
 
 from eventbridge.errors import ConflictError, EventBridgeError, ExprError, InvalidError, NotFoundError
-from eventbridge.executors.base import Executor, OutputParameter, StepResult, StepSpec
+from eventbridge.executors.base import Executor, OutputArtifact, OutputParameter, PathMount, StepResult, StepSpec
+from eventbridge.expr.lang import evaluate, evaluate_bool, format_value, nest
 from eventbridge.expr.template import substitute, substitute_all
 from eventbridge.expr.when import evaluate_when
 from eventbridge.models.base import References
 from eventbridge.models.workflow import (
     Arguments,
+    Artifact,
     DAGTask,
+    LifecycleHook,
     Parameter,
     Template,
     Workflow,
@@ -43,6 +50,14 @@ from eventbridge.models.workflow import (
     depends_names,
 )
 from eventbridge.store.base import Object, Store
+from eventbridge.workflow.artifacts import (
+    ArtifactRepository,
+    Record,
+    fetch,
+    has_source,
+    parse_reference,
+    safe_name,
+)
 from eventbridge.workflow.depends import evaluate_depends
 from eventbridge.workflow.nodes import (
     COMPLETED,
@@ -63,6 +78,14 @@ log = logging.getLogger(__name__)
 WORKFLOW_COMPLETED = frozenset({"Succeeded", "Failed", "Error"})
 
 
+class _Inputs(dict[str, str]):
+    """A template's input parameter values, plus its input artifacts (name -> source record)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.artifacts: dict[str, Record] = {}
+
+
 class _Abort(Exception):
     """Raised inside the run when it must stop (terminated, deadline, deleted)."""
 
@@ -79,8 +102,10 @@ class WorkflowRun:
         references: References | None = None,
         pod_slots: asyncio.Semaphore | None = None,
         write_interval: float = 0.5,
+        artifacts: ArtifactRepository | None = None,
     ) -> None:
         self.store = store
+        self.repository = artifacts
         self.executor = executor
         self.obj = obj
         self.references = references
@@ -94,6 +119,7 @@ class WorkflowRun:
         self.spec: WorkflowSpec = WorkflowSpec()
         self.globals: dict[str, str] = {}
         self.global_outputs: dict[str, str] = {}
+        self.global_artifacts: dict[str, Record] = {}
         self._wf_slots: asyncio.Semaphore | None = None
         self._dirty = False
         self._flush_task: asyncio.Task[None] | None = None
@@ -102,6 +128,15 @@ class WorkflowRun:
         self._abort_message: str | None = None
         self._main: asyncio.Task[Node] | None = None
         self._resumes: dict[str, asyncio.Future[None]] = {}
+        self._change_events: set[asyncio.Event] = set()  # set on every status change (hook watchers)
+        self._hook_tasks: list[asyncio.Task[Node]] = []
+        self._fired_wf_hooks: set[str] = set()
+        self._hook_watch: asyncio.Task[None] | None = None
+        self._ref_specs: dict[tuple[str, bool], WorkflowSpec] = {}
+        self._contexts: dict[int, WorkflowSpec] = {}  # id(template) -> the spec it came from
+        self._unsuspended = asyncio.Event()  # cleared while spec.suspend is true
+        if not (obj.get("spec") or {}).get("suspend"):
+            self._unsuspended.set()
         self.writes = 0
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -115,7 +150,7 @@ class WorkflowRun:
             await self.executor.kill(self.namespace, self.name)
         finally:
             # Cancelled (controller stopping) or done: leave nothing running behind.
-            for task in (self._main, self._flush_task):
+            for task in (self._main, self._flush_task, self._hook_watch, *self._hook_tasks):
                 if task is not None and not task.done():
                     task.cancel()
         return self.obj
@@ -137,9 +172,17 @@ class WorkflowRun:
         await self._write()
         entry = self.spec.entrypoint or ""
         deadline = self.spec.active_deadline_seconds
+        shutdown = (self.obj.get("spec") or {}).get("shutdown")
+        if shutdown:  # stopped/terminated before (or while) no controller ran it
+            self._abort_message = f"Stopped with strategy '{shutdown}'"
         self._main = asyncio.create_task(
             self._execute(self.name, self.name, Call(template=entry, arguments=self.spec.arguments), None)
         )
+        hooks = {k: h for k, h in (self.spec.hooks or {}).items() if k != "exit" and h.expression}
+        hook_watch = asyncio.create_task(self._watch_workflow_hooks(hooks)) if hooks else None
+        self._hook_watch = hook_watch
+        if shutdown:
+            await self._stop_main(self._abort_message or "")
         try:
             if deadline is not None:
                 started = _parse_time(self.status.get("startedAt"))
@@ -155,16 +198,28 @@ class WorkflowRun:
             if self._abort_message is None:
                 raise
             root = self.nodes.get(self.name) or {}
-        phase = root.get("phase", "Error")
+        phase = root.get("phase") or ("Failed" if self._abort_message else "Error")
         message = self._abort_message or root.get("message", "")
         if phase not in WORKFLOW_COMPLETED:
             phase = "Failed" if self._abort_message else "Error"
-        if self.spec.on_exit and not self._terminated:
-            self.globals["workflow.status"] = phase
-            self.globals["workflow.failures"] = json.dumps(self._failures(), separators=(",", ":"))
-            exit_node = await self._execute(
-                f"{self.name}.onExit", "onExit", Call(template=self.spec.on_exit), None, root_child=True
-            )
+        self.globals["workflow.status"] = phase
+        self.globals["workflow.failures"] = json.dumps(self._failures(), separators=(",", ":"))
+        if hook_watch is not None:
+            hook_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hook_watch
+            if not self._terminated:
+                self._fire_hooks(hooks, self.name, self.name, None, dict(self.globals), self._fired_wf_hooks)
+        if self._hook_tasks:
+            await asyncio.gather(*self._hook_tasks, return_exceptions=True)
+        exit_hook = (self.spec.hooks or {}).get("exit")
+        exit_call: Call | None = None
+        if self.spec.on_exit:
+            exit_call = Call(template=self.spec.on_exit)
+        elif exit_hook is not None:
+            exit_call = self._hook_call(exit_hook, self.globals)
+        if exit_call is not None and not self._terminated:
+            exit_node = await self._execute(f"{self.name}.onExit", "onExit", exit_call, None, root_child=True)
             if exit_node.get("phase") not in SUCCESSFUL and phase == "Succeeded":
                 phase = "Failed"
                 message = exit_node.get("message", "") or "exit handler failed"
@@ -172,9 +227,7 @@ class WorkflowRun:
 
     @property
     def _terminated(self) -> bool:
-        return self._abort_message is not None and self._abort_message.startswith(
-            "Stopped with strategy 'Terminate'"
-        )
+        return self._abort_message is not None and self._abort_message.startswith("Stopped with strategy 'Terminate'")
 
     async def stop(self, message: str) -> None:
         """End the run from outside (terminate / stop): running steps are killed."""
@@ -182,6 +235,7 @@ class WorkflowRun:
 
     async def _stop_main(self, message: str) -> None:
         self._abort_message = message
+        self._unsuspended.set()  # a stopped workflow is no longer held: its exit handler may run
         await self.executor.kill(self.namespace, self.name)
         if self._main is not None and not self._main.done():
             self._main.cancel()
@@ -195,16 +249,25 @@ class WorkflowRun:
         self._changed()
 
     def observe(self, obj: Object) -> None:
-        """A newer version of our object was seen (not written by us): react to shutdown/resume."""
+        """A newer version of our object was seen (not written by us): react to shutdown, suspend,
+        resume and to suspend nodes completed or given outputs by an operation."""
         spec = obj.get("spec") or {}
         shutdown = spec.get("shutdown")
         if shutdown and self._abort_message is None and self._main is not None:
             asyncio.get_running_loop().create_task(self.stop(f"Stopped with strategy '{shutdown}'"))
+        if spec.get("suspend") and self._abort_message is None:
+            self._unsuspended.clear()
+        else:
+            self._unsuspended.set()
         theirs = (obj.get("status") or {}).get("nodes") or {}
         for nid, node in theirs.items():
             mine = self.nodes.get(nid)
-            suspended = mine and mine.get("type") == "Suspend" and mine.get("phase") == "Running"
-            if suspended and mine is not None and node.get("phase") in COMPLETED:
+            if mine is None or mine.get("type") != "Suspend" or mine.get("phase") != "Running":
+                continue
+            if node.get("outputs") and node.get("outputs") != mine.get("outputs"):
+                mine["outputs"] = node["outputs"]
+                self._changed()
+            if node.get("phase") in COMPLETED:
                 mine.update({k: node[k] for k in ("phase", "message", "outputs", "finishedAt") if k in node})
                 waiter = self._resumes.get(nid)
                 if waiter is not None and not waiter.done():
@@ -224,6 +287,9 @@ class WorkflowRun:
                 self.status["storedWorkflowTemplateSpec"] = stored
             spec_dict = _merge_specs(stored, spec_dict)
             spec_dict.pop("workflowTemplateRef", None)
+        defaults = spec_dict.get("templateDefaults")
+        if isinstance(defaults, dict) and defaults:
+            spec_dict["templates"] = [_with_defaults(defaults, t) for t in spec_dict.get("templates") or []]
         spec = WorkflowSpec.model_validate(spec_dict)
         errors = [f for f in check_spec(spec) if f.severity == "error"]
         if errors:
@@ -262,11 +328,17 @@ class WorkflowRun:
             g[f"workflow.parameters.{param.name}"] = value
             params.append({"name": param.name, "value": value})
         g["workflow.parameters"] = json.dumps(params, separators=(",", ":"))
+        g["workflow.parameters.json"] = g["workflow.parameters"]
+        g["workflow.labels.json"] = json.dumps(meta.get("labels") or {}, separators=(",", ":"))
+        g["workflow.annotations.json"] = json.dumps(meta.get("annotations") or {}, separators=(",", ":"))
         for key, value in (self.status.get("outputs") or {}).get("parameters", []) and [
             (p["name"], p.get("value", "")) for p in self.status["outputs"]["parameters"]
         ]:
             self.global_outputs[key] = value
             g[f"workflow.outputs.parameters.{key}"] = value
+        for record in (self.status.get("outputs") or {}).get("artifacts") or []:
+            self.global_artifacts[str(record.get("name"))] = record
+            g[f"workflow.outputs.artifacts.{record.get('name')}"] = json.dumps(record, separators=(",", ":"))
 
     def _param_value(self, param: Parameter, where: str) -> str:
         value = param.value
@@ -322,9 +394,7 @@ class WorkflowRun:
             self._changed()
         return node
 
-    def _complete(
-        self, node: Node, phase: str, message: str = "", outputs: dict[str, Any] | None = None
-    ) -> Node:
+    def _complete(self, node: Node, phase: str, message: str = "", outputs: dict[str, Any] | None = None) -> Node:
         node["phase"] = phase
         node["finishedAt"] = now()
         if message:
@@ -377,40 +447,83 @@ class WorkflowRun:
         existing = self.nodes.get(node_id(self.name, name))
         if existing is not None and existing.get("phase") in COMPLETED:
             return existing
+        if not self._unsuspended.is_set():  # workflow-level suspend: start nothing new
+            await self._unsuspended.wait()
         try:
             template = await self._resolve(call)
             inputs = self._inputs(template, call.arguments, scope or {})
         except (InvalidError, NotFoundError, ValidationError) as exc:
             node = self._node(name, display, "Pod", call.template, boundary)
             return self._complete(node, "Error", _message(exc))
-        if (
-            template.retry_strategy is not None
-            and template.kinds()
-            and template.kinds()[0] in ("container", "script")
-        ):
+        if template.retry_strategy is not None and template.kinds() and template.kinds()[0] != "suspend":
             return await self._execute_retry(name, display, template, inputs, boundary)
         return await self._execute_template(name, display, template, inputs, boundary)
 
     async def _resolve(self, call: Call) -> Template:
+        """The template a call names. A template reached through ``templateRef`` remembers its
+        WorkflowTemplate, so the steps/tasks inside it find that template's other templates."""
         if call.inline is not None:
+            if call.context is not None:
+                self._contexts[id(call.inline)] = call.context
             return call.inline
         if call.template_ref is not None:
             ref = call.template_ref
-            spec = WorkflowSpec.model_validate(await self._template_spec(ref.name, bool(ref.cluster_scope)))
+            key = (ref.name, bool(ref.cluster_scope))
+            spec = self._ref_specs.get(key)
+            if spec is None:
+                raw = await self._template_spec(ref.name, bool(ref.cluster_scope))
+                defaults = raw.get("templateDefaults")
+                if isinstance(defaults, dict) and defaults:
+                    raw = {**raw, "templates": [_with_defaults(defaults, t) for t in raw.get("templates") or []]}
+                spec = WorkflowSpec.model_validate(raw)
+                self._ref_specs[key] = spec
             found = spec.template(ref.template)
             if found is None:
                 raise NotFoundError(f"template {ref.template!r} not found in {ref.name!r}")
+            self._contexts[id(found)] = spec
             return found
-        found = self.spec.template(call.template or "")
+        where = call.context or self.spec
+        found = where.template(call.template or "")
         if found is None:
             raise InvalidError(f"template {call.template!r} is not defined")
+        if call.context is not None:
+            self._contexts[id(found)] = call.context
         return found
 
-    def _inputs(
-        self, template: Template, arguments: Arguments | None, scope: Mapping[str, str]
-    ) -> dict[str, str]:
+    def _input_artifacts(self, template: Template, arguments: Arguments | None) -> dict[str, Record]:
+        """Where each input artifact comes from: the argument's ``from``/source, else the template's."""
+        given = {a.name: a for a in (arguments.artifacts if arguments else None) or []}
+        found: dict[str, Record] = {}
+        for artifact in (template.inputs.artifacts if template.inputs else None) or []:
+            declared = artifact.model_dump(by_alias=True, exclude_none=True, mode="json")
+            source: Record | None = None
+            arg = given.get(artifact.name)
+            if arg is not None:
+                passed = arg.model_dump(by_alias=True, exclude_none=True, mode="json")
+                if passed.get("from"):
+                    source = parse_reference(str(passed["from"]))
+                elif has_source(passed):
+                    source = passed
+                if passed.get("subPath"):
+                    declared["subPath"] = passed["subPath"]
+            if source is None and has_source(declared):
+                source = declared
+            if source is None:
+                if artifact.optional:
+                    continue
+                raise InvalidError(f"inputs.artifacts.{artifact.name} was not supplied to template {template.name!r}")
+            record = {k: v for k, v in source.items() if k not in ("name", "path", "from", "globalName", "optional")}
+            record["name"] = artifact.name
+            for key in ("path", "mode", "subPath", "optional"):
+                if key in declared:
+                    record[key] = declared[key]
+            found[artifact.name] = record
+        return found
+
+    def _inputs(self, template: Template, arguments: Arguments | None, scope: Mapping[str, str]) -> _Inputs:
         given = {p.name: p for p in (arguments.parameters if arguments else None) or []}
-        values: dict[str, str] = {}
+        values = _Inputs()
+        values.artifacts = self._input_artifacts(template, arguments)
         for param in (template.inputs.parameters if template.inputs else None) or []:
             arg = given.get(param.name)
             value: str | None = None
@@ -426,9 +539,7 @@ class WorkflowRun:
             if value is None and param.value_from is not None:
                 value = self._param_value(param, f"templates.{template.name}.inputs.parameters")
             if value is None:
-                raise InvalidError(
-                    f"inputs.parameters.{param.name} was not supplied to template {template.name!r}"
-                )
+                raise InvalidError(f"inputs.parameters.{param.name} was not supplied to template {template.name!r}")
             value = substitute(value, {**self.globals, **scope})
             if param.enum and value not in param.enum:
                 raise InvalidError(f"inputs.parameters.{param.name}: {value!r} is not one of {param.enum}")
@@ -442,6 +553,10 @@ class WorkflowRun:
         scope["inputs.parameters"] = json.dumps(
             [{"name": k, "value": v} for k, v in inputs.items()], separators=(",", ":")
         )
+        for key, record in getattr(inputs, "artifacts", {}).items():
+            scope[f"inputs.artifacts.{key}"] = json.dumps(record, separators=(",", ":"))
+            if record.get("path"):
+                scope[f"inputs.artifacts.{key}.path"] = str(record["path"])
         return scope
 
     async def _execute_template(
@@ -454,12 +569,15 @@ class WorkflowRun:
         retries: int | None = None,
     ) -> Node:
         kind = template.kinds()[0] if template.kinds() else ""
-        node_type = {"steps": "Steps", "dag": "DAG", "suspend": "Suspend"}.get(kind, "Pod")
+        node_type = {"steps": "Steps", "dag": "DAG", "suspend": "Suspend", "http": "HTTP"}.get(kind, "Pod")
         node = self._node(name, display, node_type, template.name, boundary)
         if node.get("phase") in COMPLETED:
             return node
         if inputs:
             node["inputs"] = {"parameters": [{"name": k, "value": v} for k, v in inputs.items()]}
+        in_artifacts = getattr(inputs, "artifacts", {})
+        if in_artifacts:
+            node.setdefault("inputs", {})["artifacts"] = list(in_artifacts.values())
         node["phase"] = "Running"
         self._changed()
         scope = self._template_scope(inputs)
@@ -474,6 +592,19 @@ class WorkflowRun:
                 return await self._run_dag(node, template, scope)
             if kind == "suspend":
                 return await self._run_suspend(node, template, scope)
+            if kind == "container_set":
+                return await self._run_container_set(node, template, scope)
+            if kind == "http":
+                return await self._run_http(node, template, scope)
+            if kind == "data":
+                return await self._run_data(node, template, scope)
+            if kind == "resource":
+                return self._complete(
+                    node,
+                    "Error",
+                    f"template {template.name!r} is a resource template: it needs cluster mode (a Kubernetes "
+                    "API), which the bundled controller does not have",
+                )
             return self._complete(
                 node, "Error", f"template type {kind or 'none'!r} is not supported by this controller"
             )
@@ -512,6 +643,8 @@ class WorkflowRun:
                     or (policy in ("OnError", "OnTransientError") and phase == "Error")
                 )
             )
+            if retry and strategy.expression:
+                retry = self._retry_expression(strategy.expression, child, inputs)
             if not retry:
                 node["outboundNodes"] = [child["id"]]
                 message = child.get("message", "")
@@ -523,6 +656,21 @@ class WorkflowRun:
                 await asyncio.sleep(delay)
             attempt += 1
 
+    def _retry_expression(self, expression: str, last: Node, inputs: dict[str, str]) -> bool:
+        """``retryStrategy.expression`` over ``lastRetry.*`` (strings, as in Argo); False on error."""
+        started = _parse_time(last.get("startedAt")) or time.time()
+        finished = _parse_time(last.get("finishedAt")) or time.time()
+        scope = self._template_scope(inputs)
+        scope["lastRetry.exitCode"] = str((last.get("outputs") or {}).get("exitCode", ""))
+        scope["lastRetry.status"] = str(last.get("phase", ""))
+        scope["lastRetry.duration"] = str(int(max(finished - started, 0)))
+        scope["lastRetry.message"] = str(last.get("message", ""))
+        try:
+            return evaluate_bool(substitute(expression, scope), nest(scope))
+        except ExprError as exc:
+            log.warning("workflow %s: retryStrategy.expression: %s", self.name, exc)
+            return False
+
     # ----------------------------------------------------------------------------- pods
 
     async def _run_pod(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
@@ -532,6 +680,9 @@ class WorkflowRun:
         for param in (template.outputs.parameters if template.outputs else None) or []:
             if param.value_from is not None and param.value_from.path:
                 scope[f"outputs.parameters.{param.name}.path"] = param.value_from.path
+        for artifact in (template.outputs.artifacts if template.outputs else None) or []:
+            if artifact.path:
+                scope[f"outputs.artifacts.{artifact.name}.path"] = artifact.path
         raw = template.model_dump(by_alias=True, exclude_unset=True, mode="json")
         raw = substitute_all(raw, scope)
         resolved = Template.model_validate(raw)
@@ -546,12 +697,22 @@ class WorkflowRun:
             vf = param.value_from
             if vf is None or not vf.path:
                 if vf is not None and (vf.expression or vf.parameter):
-                    raise InvalidError(
-                        f"output parameter {param.name!r} of {template.name!r}: use valueFrom.path"
-                    )
+                    raise InvalidError(f"output parameter {param.name!r} of {template.name!r}: use valueFrom.path")
                 continue
             outputs.append(OutputParameter(param.name, vf.path, vf.default))
         timeout = parse_duration(resolved.timeout) or parse_duration(resolved.active_deadline_seconds)
+        in_artifacts: dict[str, Record] = {}
+        for artifact in (resolved.inputs.artifacts if resolved.inputs else None) or []:
+            record = scope.get(f"inputs.artifacts.{artifact.name}")
+            if record:
+                in_artifacts[artifact.name] = json.loads(record)
+        mounts = await self._stage_inputs(node, in_artifacts) + self._volume_mounts(resolved, body)
+        wanted = [
+            OutputArtifact(a.name, a.path, bool(a.optional))
+            for a in (resolved.outputs.artifacts if resolved.outputs else None) or []
+            if a.path
+        ]
+        staging = self._staging(node) if wanted else None
         step = StepSpec(
             namespace=self.namespace,
             workflow=self.name,
@@ -565,6 +726,10 @@ class WorkflowRun:
             timeout=timeout,
             image=body.image,
             template_name=template.name,
+            mounts=mounts,
+            artifacts=wanted,
+            artifact_dir=str(staging / "outputs") if staging is not None else None,
+            args_only=not body.command,
         )
         result = await self._run_step(step)
         out: dict[str, Any] = {}
@@ -585,7 +750,218 @@ class WorkflowRun:
                 params.append(entry)
         if params:
             out["parameters"] = params
+        saved = await self._save_artifacts(node, resolved, result.artifacts)
+        if saved:
+            out["artifacts"] = saved
+        if in_artifacts and self.repository is not None:
+            await asyncio.to_thread(shutil.rmtree, self._staging(node) / "inputs", True)
         return self._complete(node, result.phase, result.message, out)
+
+    # ----------------------------------------------------------------------------- containerSet
+
+    async def _run_container_set(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        """Each container is a host step (a ``Container`` child node), started when its dependencies
+        succeeded; all share the set's volumeMounts. Outputs come from the container ``main``."""
+        assert template.container_set is not None
+        containers = {c.name or f"container-{i}": c for i, c in enumerate(template.container_set.containers)}
+        main = "main" if "main" in containers else list(containers)[-1]
+        shared_mounts = template.container_set.volume_mounts or []
+        results: dict[str, Node] = {}
+        running: dict[str, asyncio.Task[Node]] = {}
+        pending = dict(containers)
+        while pending or running:
+            for name, container in list(pending.items()):
+                deps = container.dependencies or []
+                if any(d in pending or d in running for d in deps):
+                    continue
+                del pending[name]
+                if any(results[d].get("phase") != "Succeeded" for d in deps if d in results):
+                    child = self._node(f"{node['name']}.{name}", name, "Container", template.name, node["id"])
+                    self._add_child(node, child)
+                    results[name] = self._complete(child, "Omitted", "a container it depends on failed")
+                    continue
+                body = container.model_dump(by_alias=True, exclude_none=True, mode="json")
+                body.pop("dependencies", None)
+                body.pop("name", None)
+                body["volumeMounts"] = list(shared_mounts) + list(body.get("volumeMounts") or [])
+                single: dict[str, Any] = {"name": template.name, "container": body}
+                if template.inputs is not None:
+                    single["inputs"] = template.inputs.model_dump(by_alias=True, exclude_none=True, mode="json")
+                if name == main and template.outputs is not None:
+                    single["outputs"] = template.outputs.model_dump(by_alias=True, exclude_none=True, mode="json")
+                if template.volumes:
+                    single["volumes"] = template.volumes
+                if template.timeout:
+                    single["timeout"] = template.timeout
+                child = self._node(f"{node['name']}.{name}", name, "Container", template.name, node["id"])
+                self._add_child(node, child)
+                running[name] = asyncio.create_task(
+                    self._run_container(child, Template.model_validate(single), dict(scope))
+                )
+            if not running:
+                continue
+            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for name in [n for n, t in running.items() if t in done]:
+                results[name] = running.pop(name).result()
+        failed = [n for n in containers if results.get(n, {}).get("phase") not in ("Succeeded",)]
+        outputs = results.get(main, {}).get("outputs")
+        if failed:
+            first = results.get(failed[0], {})
+            return self._complete(node, "Failed", f"container {failed[0]!r}: {first.get('message', 'failed')}", outputs)
+        return self._complete(node, "Succeeded", "", outputs)
+
+    async def _run_container(self, child: Node, template: Template, scope: dict[str, str]) -> Node:
+        if child.get("phase") in COMPLETED:
+            return child
+        child["phase"] = "Running"
+        self._changed()
+        try:
+            return await self._run_pod(child, template, scope)
+        except (ExprError, InvalidError, NotFoundError, ValidationError) as exc:
+            return self._complete(child, "Error", _message(exc))
+
+    # ----------------------------------------------------------------------------- http
+
+    async def _run_http(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        """Make the request from the controller; ``outputs.result`` is the response body."""
+        raw = template.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        resolved = Template.model_validate(substitute_all(raw, scope))
+        spec = resolved.http
+        assert spec is not None
+        headers: dict[str, str] = {}
+        for header in spec.headers or []:
+            name = str(header.get("name", ""))
+            headers[name] = self._env_value(name, header.get("value"), header.get("valueFrom"))
+        method = (spec.method or "GET").upper()
+        body = spec.body or ""
+        if spec.body_from and spec.body_from.get("bytes") is not None:
+            body = base64.b64decode(str(spec.body_from["bytes"])).decode("utf-8", "replace")
+        try:
+            response = await http_request(
+                method,
+                spec.url,
+                headers,
+                body,
+                seconds=float(spec.timeout_seconds or 30),
+                verify=not spec.insecure_skip_verify,
+            )
+        except InvalidError as exc:
+            return self._complete(node, "Failed", str(exc))
+        env = {
+            "request": {
+                "method": method,
+                "url": spec.url,
+                "body": body,
+                "headers": {k: [v] for k, v in headers.items()},
+            },
+            "response": response,
+        }
+        outputs: dict[str, Any] = {"result": response["body"]}
+        condition = spec.success_condition
+        try:
+            ok = evaluate_bool(condition, env) if condition else 200 <= int(response["statusCode"]) < 300
+        except ExprError as exc:
+            return self._complete(node, "Error", f"successCondition: {exc}", outputs)
+        if not ok:
+            reason = f"successCondition {condition!r} was false" if condition else "the status was not 2xx"
+            return self._complete(node, "Failed", f"{reason} (status {response['statusCode']})", outputs)
+        return self._complete(node, "Succeeded", "", outputs)
+
+    # ----------------------------------------------------------------------------- data
+
+    async def _run_data(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        """``data``: the file paths of ``source.artifactPaths`` through expr ``transformation`` steps."""
+        assert template.data is not None
+        source = substitute_all(template.data.source, scope)
+        paths_spec = source.get("artifactPaths")
+        if not isinstance(paths_spec, dict):
+            return self._complete(node, "Error", "data.source.artifactPaths is required")
+        record = paths_spec
+        if paths_spec.get("from"):
+            record = {**parse_reference(str(paths_spec["from"])), "name": paths_spec.get("name", "data")}
+        target = self._staging(node) / "data"
+        await fetch(record, target, self._repository())
+        files = await asyncio.to_thread(_list_files, target)
+        data: Any = files
+        for index, step in enumerate(template.data.transformation):
+            expression = step.get("expression")
+            if not expression:
+                return self._complete(node, "Error", f"data.transformation.{index}: only expression is supported")
+            data = evaluate(str(expression), {"data": data})
+        await asyncio.to_thread(shutil.rmtree, target, True)
+        result = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+        return self._complete(node, "Succeeded", "", {"result": result})
+
+    # ----------------------------------------------------------------------------- artifacts
+
+    def _repository(self) -> ArtifactRepository:
+        if self.repository is None:
+            raise InvalidError("artifacts need an artifact repository (none is configured for this controller)")
+        return self.repository
+
+    def _staging(self, node: Node) -> Path:
+        return self._repository().staging(self.namespace, self.name, node["id"])
+
+    async def _stage_inputs(self, node: Node, artifacts: Mapping[str, Record]) -> list[PathMount]:
+        """Fetch input artifacts into the step's staging directory; the mounts that place them."""
+        mounts: list[PathMount] = []
+        for name, record in artifacts.items():
+            if not record.get("path"):
+                continue
+            target = self._staging(node) / "inputs" / safe_name(name)
+            try:
+                await fetch(record, target, self._repository())
+            except (InvalidError, NotFoundError) as exc:
+                if record.get("optional"):
+                    continue
+                raise InvalidError(f"input artifact {name!r}: {exc}") from None
+            mounts.append(PathMount(str(record["path"]), str(target)))
+        return mounts
+
+    def _volume_mounts(self, template: Template, body: Any) -> list[PathMount]:
+        """``volumeMounts`` of emptyDir volumes and volumeClaimTemplates: one host directory per
+        workflow and volume, shared by its steps."""
+        mounts_spec = getattr(body, "volume_mounts", None) or []
+        if not mounts_spec:
+            return []
+        repository = self._repository()
+        known: dict[str, dict[str, Any]] = {}
+        for volume in (self.spec.volumes or []) + (template.volumes or []):
+            known[str(volume.get("name"))] = volume
+        claims = {str((c.get("metadata") or {}).get("name")) for c in self.spec.volume_claim_templates or []}
+        mounts: list[PathMount] = []
+        for mount in mounts_spec:
+            name = str(mount.get("name"))
+            declared = known.get(name)
+            if name not in claims and (declared is None or "emptyDir" not in declared):
+                kind = next((k for k in (declared or {}) if k != "name"), "unknown")
+                raise InvalidError(
+                    f"volume {name!r} ({kind}): the host executor supports emptyDir volumes and "
+                    "volumeClaimTemplates (a directory shared by the workflow's steps)"
+                )
+            host = repository.volume_dir(self.namespace, self.name, name)
+            sub_path = str(mount.get("subPath") or "")
+            if sub_path:
+                if sub_path.startswith("/") or ".." in Path(sub_path).parts:
+                    raise InvalidError(f"volumeMounts subPath {sub_path!r} must stay inside the volume")
+                host = host / sub_path
+            host.mkdir(parents=True, exist_ok=True)
+            mounts.append(PathMount(str(mount.get("mountPath")), str(host), copy=False))
+        return mounts
+
+    async def _save_artifacts(self, node: Node, template: Template, collected: Mapping[str, str]) -> list[Record]:
+        saved: list[Record] = []
+        for artifact in (template.outputs.artifacts if template.outputs else None) or []:
+            host = collected.get(artifact.name)
+            if host is None or self.repository is None:
+                continue
+            declared = artifact.model_dump(by_alias=True, exclude_none=True, mode="json")
+            record = await self.repository.save(Path(host), self.namespace, self.name, node["id"], declared)
+            if artifact.global_name:
+                self._set_global_artifact(artifact.global_name, record)
+                record["globalName"] = artifact.global_name
+            saved.append(record)
+        return saved
 
     async def _run_step(self, step: StepSpec) -> StepResult:
         async with contextlib.AsyncExitStack() as stack:
@@ -607,9 +983,7 @@ class WorkflowRun:
                     if refs is None:
                         raise InvalidError(f"env {name}: {key} needs a Secret/ConfigMap resolver")
                     try:
-                        return str(
-                            getattr(refs, getter)(self.namespace, sel.get("name", ""), sel.get("key", ""))
-                        )
+                        return str(getattr(refs, getter)(self.namespace, sel.get("name", ""), sel.get("key", "")))
                     except NotFoundError:
                         if sel.get("optional"):
                             return ""
@@ -617,18 +991,44 @@ class WorkflowRun:
             raise InvalidError(f"env {name}: only secretKeyRef and configMapKeyRef are supported on the host")
         return ""
 
+    def _set_global_artifact(self, name: str, record: Record) -> None:
+        self.global_artifacts[name] = {**record, "name": name}
+        self.globals[f"workflow.outputs.artifacts.{name}"] = json.dumps(
+            self.global_artifacts[name], separators=(",", ":")
+        )
+        self.status.setdefault("outputs", {})["artifacts"] = list(self.global_artifacts.values())
+
     def _set_global_output(self, name: str, value: str) -> None:
         self.global_outputs[name] = value
         self.globals[f"workflow.outputs.parameters.{name}"] = value
-        self.status["outputs"] = {
-            "parameters": [{"name": k, "value": v} for k, v in self.global_outputs.items()]
-        }
+        self.status.setdefault("outputs", {})["parameters"] = [
+            {"name": k, "value": v} for k, v in self.global_outputs.items()
+        ]
 
     # ----------------------------------------------------------------------------- suspend
 
     async def _run_suspend(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        """Wait for the duration, or until an operation (resume, set, stop) completes the node.
+
+        Output parameters declared with ``valueFrom.supplied`` are listed on the node (so resume/set
+        can fill them); when the duration ends they take their ``valueFrom.default``.
+        """
         assert template.suspend is not None
         duration = parse_duration(substitute(template.suspend.duration or "", scope))
+        if "outputs" not in node:
+            supplied = []
+            for param in (template.outputs.parameters if template.outputs else None) or []:
+                vf = param.value_from
+                if vf is None or vf.supplied is None:
+                    continue
+                entry: dict[str, Any] = {"name": param.name, "valueFrom": {"supplied": {}}}
+                if vf.default is not None:
+                    entry["valueFrom"]["default"] = vf.default
+                if param.global_name:
+                    entry["globalName"] = param.global_name
+                supplied.append(entry)
+            if supplied:
+                node["outputs"] = {"parameters": supplied}
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._resumes[node["id"]] = waiter
         self._changed()
@@ -640,15 +1040,23 @@ class WorkflowRun:
                 await waiter
         finally:
             self._resumes.pop(node["id"], None)
-        if node.get("phase") in COMPLETED:  # resumed (or stopped) from outside
-            return node
-        return self._complete(node, "Succeeded")
+        if node.get("phase") not in COMPLETED:
+            self._complete(node, "Succeeded")
+        for param in (node.get("outputs") or {}).get("parameters") or []:
+            supplied_from: dict[str, Any] = param.get("valueFrom") or {}
+            if "value" not in param and "supplied" in supplied_from and supplied_from.get("default") is not None:
+                param["value"] = supplied_from["default"]
+                param.pop("valueFrom", None)
+            if param.get("globalName") and "value" in param:
+                self._set_global_output(str(param["globalName"]), str(param["value"]))
+        return node
 
     # ----------------------------------------------------------------------------- steps
 
     async def _run_steps(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
         assert template.steps is not None
         limit = asyncio.Semaphore(template.parallelism) if template.parallelism else None
+        halt = asyncio.Event() if template.fail_fast else None  # steps: failFast stops new children
         previous: list[Node] = []
         previous_group: Node | None = None
         for index, group in enumerate(template.steps):
@@ -668,7 +1076,17 @@ class WorkflowRun:
             for step, items in calls:
                 for suffix, item in items:
                     jobs.append(
-                        self._run_call(step, suffix, item, f"{node['name']}[{index}]", node, scope, limit)
+                        self._run_call(
+                            step,
+                            suffix,
+                            item,
+                            f"{node['name']}[{index}]",
+                            node,
+                            scope,
+                            limit,
+                            context=self._contexts.get(id(template)),
+                            halt=halt,
+                        )
                     )
             children = list(await asyncio.gather(*jobs))
             for child in children:
@@ -688,8 +1106,7 @@ class WorkflowRun:
             failed = [
                 c
                 for c in children
-                if c.get("phase") not in SUCCESSFUL
-                and not _continues(self._step_of(calls, c), c.get("phase"))
+                if c.get("phase") not in SUCCESSFUL and not _continues(self._step_of(calls, c), c.get("phase"))
             ]
             if failed:
                 self._complete(group_node, "Failed", f"child '{failed[0]['id']}' failed")
@@ -702,9 +1119,7 @@ class WorkflowRun:
         return self._complete(node, "Succeeded", "", outputs)
 
     @staticmethod
-    def _step_of(
-        calls: list[tuple[WorkflowStep, list[tuple[str, Any | None]]]], child: Node
-    ) -> WorkflowStep | None:
+    def _step_of(calls: list[tuple[WorkflowStep, list[tuple[str, Any | None]]]], child: Node) -> WorkflowStep | None:
         base = child["displayName"].split("(")[0]
         for step, _items in calls:
             if step.name == base:
@@ -721,6 +1136,9 @@ class WorkflowRun:
         scope: dict[str, str],
         limit: asyncio.Semaphore | None,
         separator: str = ".",
+        *,
+        context: WorkflowSpec | None = None,
+        halt: asyncio.Event | None = None,
     ) -> Node:
         name = f"{prefix}{separator}{step.name}{suffix}"
         display = f"{step.name}{suffix}"
@@ -741,15 +1159,128 @@ class WorkflowRun:
             errored = self._node(name, display, "Skipped", step.template, parent["id"])
             return self._complete(errored, "Error", _message(exc))
         call = Call(
-            template=step.template, template_ref=step.template_ref, inline=step.inline, arguments=arguments
+            template=step.template,
+            template_ref=step.template_ref,
+            inline=step.inline,
+            arguments=arguments,
+            context=context,
         )
-        async with limit if limit is not None else contextlib.nullcontext():
-            child = await self._execute(name, display, call, parent["id"], local)
+        hooks = {k: h for k, h in (step.hooks or {}).items() if k != "exit" and h.expression}
+        kind = "tasks" if parent.get("type") == "DAG" else "steps"
+        watcher = (
+            asyncio.create_task(self._watch_step_hooks(hooks, kind, step.name, name, display, parent, local))
+            if hooks
+            else None
+        )
+        try:
+            async with limit if limit is not None else contextlib.nullcontext():
+                if halt is not None and halt.is_set():  # failFast: a sibling failed, start nothing new
+                    omitted = self._node(name, display, "Skipped", step.template, parent["id"])
+                    return self._complete(omitted, "Omitted", "not started: failFast after a sibling failed")
+                child = await self._execute(name, display, call, parent["id"], local)
+                if halt is not None and child.get("phase") in ("Failed", "Error"):
+                    halt.set()
+        finally:
+            if watcher is not None:
+                self._changed()
+        if watcher is not None:
+            await watcher
+        exit_hook = (step.hooks or {}).get("exit")
+        exit_call: Call | None = None
         if step.on_exit:
-            await self._execute(
-                f"{name}.onExit", f"{display}.onExit", Call(template=step.on_exit), parent["id"], local
-            )
+            exit_call = Call(template=step.on_exit, context=context)
+        elif exit_hook is not None:
+            exit_scope = dict(local)
+            self._record_outputs(kind, step.name, [child], looped=False, scope=exit_scope)
+            exit_call = self._hook_call(exit_hook, exit_scope)
+        if exit_call is not None:
+            await self._execute(f"{name}.onExit", f"{display}.onExit", exit_call, parent["id"], local)
         return child
+
+    # ----------------------------------------------------------------------------- lifecycle hooks
+
+    def _hook_call(self, hook: LifecycleHook, scope: Mapping[str, str]) -> Call:
+        return Call(
+            template=hook.template,
+            template_ref=hook.template_ref,
+            arguments=_substitute_arguments(hook.arguments, scope),
+        )
+
+    def _fire_hooks(
+        self,
+        hooks: Mapping[str, LifecycleHook],
+        node_name: str,
+        display: str,
+        boundary: str | None,
+        scope: dict[str, str],
+        fired: set[str],
+    ) -> None:
+        """Start every not yet fired hook whose expression is true now (each hook runs at most once)."""
+        for hook_name, hook in hooks.items():
+            if hook_name in fired:
+                continue
+            try:
+                due = evaluate_bool(substitute(hook.expression or "", scope), nest(scope))
+                call = self._hook_call(hook, scope) if due else None
+            except (ExprError, InvalidError) as exc:
+                log.warning("workflow %s: hook %s of %s: %s", self.name, hook_name, display, exc)
+                fired.add(hook_name)
+                continue
+            if call is None:
+                continue
+            fired.add(hook_name)
+            self._hook_tasks.append(
+                asyncio.create_task(
+                    self._execute(
+                        f"{node_name}.hooks.{hook_name}", f"{display}.hooks.{hook_name}", call, boundary, scope
+                    )
+                )
+            )
+
+    async def _watch_workflow_hooks(self, hooks: Mapping[str, LifecycleHook]) -> None:
+        """Workflow-level hooks: re-evaluated on every status change while the workflow runs."""
+        changed = asyncio.Event()
+        self._change_events.add(changed)
+        try:
+            while True:
+                scope = dict(self.globals)
+                scope["workflow.status"] = str(self.status.get("phase") or "Running")
+                self._fire_hooks(hooks, self.name, self.name, None, scope, self._fired_wf_hooks)
+                if len(self._fired_wf_hooks) == len(hooks):
+                    return
+                await changed.wait()
+                changed.clear()
+        finally:
+            self._change_events.discard(changed)
+
+    async def _watch_step_hooks(
+        self,
+        hooks: Mapping[str, LifecycleHook],
+        kind: str,
+        step_name: str,
+        node_name: str,
+        display: str,
+        parent: Node,
+        scope: dict[str, str],
+    ) -> None:
+        """Step/task hooks: evaluated with ``steps.<name>.status`` as the node's phase changes."""
+        changed = asyncio.Event()
+        self._change_events.add(changed)
+        fired: set[str] = set()
+        nid = node_id(self.name, node_name)
+        try:
+            while True:
+                node = self.nodes.get(nid)
+                if node is not None:
+                    local = dict(scope)
+                    self._record_outputs(kind, step_name, [node], looped=False, scope=local)
+                    self._fire_hooks(hooks, node_name, display, parent["id"], local, fired)
+                    if node.get("phase") in COMPLETED or len(fired) == len(hooks):
+                        return
+                await changed.wait()
+                changed.clear()
+        finally:
+            self._change_events.discard(changed)
 
     def _expand(self, step: WorkflowStep, scope: Mapping[str, str]) -> list[tuple[str, Any | None]]:
         """(node name suffix, item) for each expansion of a looped step; [("", None)] otherwise."""
@@ -761,9 +1292,7 @@ class WorkflowRun:
             try:
                 items = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise ExprError(
-                    f"withParam value could not be parsed as a JSON list: {text[:200]!r}"
-                ) from exc
+                raise ExprError(f"withParam value could not be parsed as a JSON list: {text[:200]!r}") from exc
             if not isinstance(items, list):
                 raise ExprError(f"withParam value is not a JSON list: {text[:200]!r}")
         elif step.with_sequence is not None:
@@ -783,16 +1312,28 @@ class WorkflowRun:
                 scope[f"{base}.outputs.result"] = "[]"
             return
         if looped:
-            results = [n.get("outputs", {}).get("result") for n in nodes]
-            if any(r is not None for r in results):
-                scope[f"{base}.outputs.result"] = json.dumps(
-                    [r for r in results if r is not None], separators=(",", ":")
-                )
-            params = [
-                {p["name"]: p.get("value", "") for p in n.get("outputs", {}).get("parameters", [])}
-                for n in nodes
-            ]
+            # Argo's aggregation: succeeded expansions only, results parsed as JSON when they are JSON.
+            results: list[Any] = []
+            params: list[dict[str, str]] = []
+            by_name: dict[str, list[str]] = {}
+            for n in nodes:
+                outputs = n.get("outputs") or {}
+                if n.get("phase") != "Succeeded" or not outputs:
+                    continue
+                if outputs.get("parameters"):
+                    entry = {p["name"]: str(p.get("value", "")) for p in outputs["parameters"]}
+                    params.append(entry)
+                    for key, value in entry.items():
+                        by_name.setdefault(key, []).append(value)
+                if "result" in outputs:
+                    results.append(_json_or_text(outputs["result"]))
+            scope[f"{base}.outputs.result"] = json.dumps(results, separators=(",", ":"))
             scope[f"{base}.outputs.parameters"] = json.dumps(params, separators=(",", ":"))
+            for key, values in by_name.items():
+                parsed = [_json_or_text(v) for v in values]
+                if not all(isinstance(v, dict | list) for v in parsed):
+                    parsed = list(values)
+                scope[f"{base}.outputs.parameters.{key}"] = json.dumps(parsed, separators=(",", ":"))
             phases = {n.get("phase") for n in nodes}
             scope[f"{base}.status"] = "Succeeded" if phases <= SUCCESSFUL else "Failed"
             return
@@ -808,16 +1349,27 @@ class WorkflowRun:
             scope[f"{base}.exitCode"] = outputs["exitCode"]
         for param in outputs.get("parameters", []):
             scope[f"{base}.outputs.parameters.{param['name']}"] = param.get("value", "")
+        for record in outputs.get("artifacts", []):
+            scope[f"{base}.outputs.artifacts.{record['name']}"] = json.dumps(record, separators=(",", ":"))
+        if node.get("phase") in ("Skipped", "Omitted") and not outputs:
+            # Outputs of a node that never ran: the producer's declared defaults (Argo >= 3.7.16).
+            producer = self.spec.template(str(node.get("templateName") or ""))
+            for declared in (producer.outputs.parameters if producer and producer.outputs else None) or []:
+                if declared.value_from is not None and declared.value_from.default is not None:
+                    scope[f"{base}.outputs.parameters.{declared.name}"] = declared.value_from.default
 
     def _template_outputs(self, template: Template, scope: Mapping[str, str]) -> dict[str, Any] | None:
-        """Outputs of a steps/dag template: parameters with ``valueFrom.parameter``."""
+        """Outputs of a steps/dag template: ``valueFrom.parameter`` or ``valueFrom.expression``."""
         params = []
         for param in (template.outputs.parameters if template.outputs else None) or []:
             vf = param.value_from
             value: str | None = None
-            if vf is not None and vf.parameter:
+            if vf is not None and (vf.parameter or vf.expression):
                 try:
-                    value = substitute(vf.parameter, scope)
+                    if vf.parameter:
+                        value = substitute(vf.parameter, scope)
+                    else:
+                        value = format_value(evaluate(substitute(vf.expression or "", scope), nest(scope)))
                 except ExprError:
                     if vf.default is None:
                         raise
@@ -825,13 +1377,30 @@ class WorkflowRun:
             elif param.value is not None:
                 value = substitute(param.value, scope)
             if value is None:
-                raise InvalidError(
-                    f"output parameter {param.name!r} of {template.name!r} has no valueFrom.parameter"
-                )
+                raise InvalidError(f"output parameter {param.name!r} of {template.name!r} has no valueFrom.parameter")
             params.append({"name": param.name, "value": value})
             if param.global_name:
                 self._set_global_output(param.global_name, value)
-        return {"parameters": params} if params else None
+        artifacts: list[Record] = []
+        for artifact in _substitute_artifacts(template.outputs.artifacts if template.outputs else None, scope) or []:
+            if not artifact.from_:
+                continue
+            try:
+                record = parse_reference(artifact.from_)
+            except InvalidError:
+                if artifact.optional:
+                    continue
+                raise
+            record = {**record, "name": artifact.name}
+            if artifact.global_name:
+                self._set_global_artifact(artifact.global_name, record)
+            artifacts.append(record)
+        result: dict[str, Any] = {}
+        if params:
+            result["parameters"] = params
+        if artifacts:
+            result["artifacts"] = artifacts
+        return result or None
 
     # ----------------------------------------------------------------------------- dag
 
@@ -851,9 +1420,7 @@ class WorkflowRun:
                 wanted.add(name)
                 todo.extend(deps[name])
         handled = {d for t in template.dag.tasks if t.depends for d in _explicit_failure_refs(t.depends)}
-        fail_fast = (
-            template.fail_fast if template.fail_fast is not None else (template.dag.fail_fast is not False)
-        )
+        fail_fast = template.fail_fast if template.fail_fast is not None else (template.dag.fail_fast is not False)
         limit = asyncio.Semaphore(template.parallelism) if template.parallelism else None
         results: dict[str, list[Node]] = {}
         phase_of: dict[str, str] = {}
@@ -881,16 +1448,16 @@ class WorkflowRun:
                 if ok is None:
                     continue
                 if ok is False:
-                    omitted = self._node(
-                        f"{node['name']}.{name}", name, "Skipped", tasks[name].template, node["id"]
-                    )
+                    omitted = self._node(f"{node['name']}.{name}", name, "Skipped", tasks[name].template, node["id"])
                     self._complete(omitted, "Omitted", "omitted: depends condition not met")
                     self._link_task(node, omitted, deps[name], results)
                     results[name] = [omitted]
                     phase_of[name] = "Omitted"
                     self._record_outputs("tasks", name, [omitted], looped=False, scope=scope)
                     continue
-                running[name] = asyncio.create_task(self._run_task(tasks[name], node, scope, limit))
+                running[name] = asyncio.create_task(
+                    self._run_task(tasks[name], node, scope, limit, self._contexts.get(id(template)))
+                )
             if not running:
                 break
             done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
@@ -900,11 +1467,7 @@ class WorkflowRun:
                 for child in children:
                     self._link_task(node, child, deps[name], results)
                 task = tasks[name]
-                looped = (
-                    task.with_items is not None
-                    or task.with_param is not None
-                    or task.with_sequence is not None
-                )
+                looped = task.with_items is not None or task.with_param is not None or task.with_sequence is not None
                 phases = [c.get("phase", "Error") for c in children]
                 if not phases or all(p in SUCCESSFUL for p in phases):
                     phase = "Succeeded" if not phases or any(p == "Succeeded" for p in phases) else phases[0]
@@ -917,9 +1480,7 @@ class WorkflowRun:
                 if phase not in SUCCESSFUL and not _continues(task, phase) and name not in handled:
                     failed = True
         leaves = [n for n in wanted if not any(n in deps[m] for m in wanted)]
-        node["outboundNodes"] = [
-            x for leaf in leaves for c in results.get(leaf, []) for x in self._outbound(c)
-        ]
+        node["outboundNodes"] = [x for leaf in leaves for c in results.get(leaf, []) for x in self._outbound(c)]
         bad = [
             n
             for n in wanted
@@ -944,7 +1505,12 @@ class WorkflowRun:
                 self._add_child(parent, child)
 
     async def _run_task(
-        self, task: DAGTask, dag: Node, scope: dict[str, str], limit: asyncio.Semaphore | None
+        self,
+        task: DAGTask,
+        dag: Node,
+        scope: dict[str, str],
+        limit: asyncio.Semaphore | None,
+        context: WorkflowSpec | None = None,
     ) -> list[Node]:
         try:
             expansions = self._expand(task, scope)
@@ -952,7 +1518,8 @@ class WorkflowRun:
             errored = self._node(f"{dag['name']}.{task.name}", task.name, "Skipped", task.template, dag["id"])
             return [self._complete(errored, "Error", _message(exc))]
         jobs = [
-            self._run_call(task, suffix, item, dag["name"], dag, scope, limit) for suffix, item in expansions
+            self._run_call(task, suffix, item, dag["name"], dag, scope, limit, context=context)
+            for suffix, item in expansions
         ]
         return list(await asyncio.gather(*jobs))
 
@@ -960,6 +1527,8 @@ class WorkflowRun:
 
     def _changed(self) -> None:
         self._dirty = True
+        for event in self._change_events:
+            event.set()
         if self._flush_task is None and self.writes > 0:
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
 
@@ -1036,7 +1605,7 @@ class _Deleted(Exception):
 class Call:
     """A call of a template: by name, by templateRef, or inline, with arguments."""
 
-    __slots__ = ("arguments", "inline", "template", "template_ref")
+    __slots__ = ("arguments", "context", "inline", "template", "template_ref")
 
     def __init__(
         self,
@@ -1045,11 +1614,13 @@ class Call:
         template_ref: Any = None,
         inline: Template | None = None,
         arguments: Arguments | None = None,
+        context: WorkflowSpec | None = None,
     ) -> None:
         self.template = template
         self.template_ref = template_ref
         self.inline = inline
         self.arguments = arguments
+        self.context = context  # the (Cluster)WorkflowTemplate spec ``template`` names are looked up in
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -1096,15 +1667,100 @@ def _merge_specs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     return merged
 
 
+_KIND_KEYS = frozenset(
+    {"container", "script", "steps", "dag", "suspend", "resource", "http", "containerSet", "data", "plugin"}
+)
+
+
+def _deep_merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _deep_merge(base.get(key), value) if key in base else value
+        return merged
+    return copy.deepcopy(override)
+
+
+def _with_defaults(defaults: dict[str, Any], template: Any) -> Any:
+    """``spec.templateDefaults`` under one template (the template's own values win; a default for
+    a template kind, e.g. ``container``, only applies to templates of that kind)."""
+    if not isinstance(template, dict):
+        return template
+    base = {k: copy.deepcopy(v) for k, v in defaults.items() if k not in _KIND_KEYS or k in template}
+    return _deep_merge(base, template)
+
+
+_SOLE_OUTPUT_REF = re.compile(r"^\{\{\s*(steps|tasks)\.([^.{}]+)\.outputs\.(?:parameters\.[^{}]+|result)\s*\}\}$")
+
+
+def _list_files(root: Path) -> list[str]:
+    if root.is_file():
+        return [root.name]
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+async def http_request(
+    method: str, url: str, headers: Mapping[str, str], body: str, *, seconds: float, verify: bool = True
+) -> dict[str, Any]:
+    """One HTTP request; ``{statusCode, body, headers}`` (headers as lists), InvalidError if it failed."""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidError(f"http.url {url!r} is not an http(s) URL")
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
+            session.request(method, url, headers=dict(headers), data=body or None, ssl=bool(verify)) as response,
+        ):
+            text = await response.text(errors="replace")
+            response_headers: dict[str, list[str]] = {}
+            for key, value in response.headers.items():
+                response_headers.setdefault(key, []).append(value)
+            return {"statusCode": response.status, "body": text, "headers": response_headers}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise InvalidError(f"{method} {url} failed: {exc or type(exc).__name__}") from None
+
+
+def _json_or_text(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return text
+
+
 def _substitute_arguments(arguments: Arguments | None, scope: Mapping[str, str]) -> Arguments | None:
-    if arguments is None or not arguments.parameters:
+    """Arguments with their ``{{...}}`` substituted. An argument that is only a reference to an
+    output of a Skipped/Omitted step or task is left out, so the input's default applies."""
+    if arguments is None or not (arguments.parameters or arguments.artifacts):
         return arguments
     params = []
-    for param in arguments.parameters:
+    for param in arguments.parameters or []:
         data = param.model_dump(by_alias=True, exclude_unset=True, mode="json")
-        data = substitute_all(data, scope)
+        try:
+            data = substitute_all(data, scope)
+        except ExprError:
+            sole = _SOLE_OUTPUT_REF.match(str(param.value or ""))
+            if sole and scope.get(f"{sole.group(1)}.{sole.group(2)}.status") in ("Skipped", "Omitted"):
+                continue
+            raise
         params.append(Parameter.model_validate(data))
-    return Arguments(parameters=params)
+    return Arguments(parameters=params, artifacts=_substitute_artifacts(arguments.artifacts, scope))
+
+
+def _substitute_artifacts(artifacts: list[Artifact] | None, scope: Mapping[str, str]) -> list[Artifact] | None:
+    """Argument/output artifacts with ``{{...}}`` substituted; ``fromExpression`` evaluated into ``from``."""
+    if not artifacts:
+        return artifacts
+    done = []
+    for artifact in artifacts:
+        data = artifact.model_dump(by_alias=True, exclude_none=True, mode="json")
+        expression = data.pop("fromExpression", None)
+        data = substitute_all(data, scope)
+        if expression:
+            value = evaluate(substitute(str(expression), scope), nest(scope))
+            data["from"] = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        done.append(Artifact.model_validate(data))
+    return done
 
 
 def _add_item(scope: dict[str, str], item: Any) -> None:
@@ -1151,8 +1807,7 @@ def _continues(step: WorkflowStep | None, phase: str | None) -> bool:
     if step is None or not step.continue_on:
         return False
     return bool(
-        (phase == "Failed" and step.continue_on.get("failed"))
-        or (phase == "Error" and step.continue_on.get("error"))
+        (phase == "Failed" and step.continue_on.get("failed")) or (phase == "Error" and step.continue_on.get("error"))
     )
 
 
@@ -1165,9 +1820,7 @@ def _task_deps(task: DAGTask) -> list[str]:
 
 def _explicit_failure_refs(depends: str) -> list[str]:
     """Tasks whose failure a depends expression handles (``x.Failed``, ``x.Errored``...)."""
-    return re.findall(
-        r"([A-Za-z0-9_][A-Za-z0-9_-]*)\.(?:Failed|Errored|AllFailed|AnySucceeded|Completed)", depends
-    )
+    return re.findall(r"([A-Za-z0-9_][A-Za-z0-9_-]*)\.(?:Failed|Errored|AllFailed|AnySucceeded|Completed)", depends)
 
 
 def _backoff_delay(backoff: dict[str, Any], attempt: int) -> float:

@@ -52,9 +52,7 @@ async def test_missing_command_without_private_tmp(tmp_path: Path) -> None:
 
 
 async def test_script_source_is_passed_as_file(executor: HostExecutor) -> None:
-    result = await executor.run(
-        spec("n1", ["python3"], script="import sys\nprint(sys.argv[0].endswith('script'))")
-    )
+    result = await executor.run(spec("n1", ["python3"], script="import sys\nprint(sys.argv[0].endswith('script'))"))
     assert result.phase == "Succeeded", result.message
     assert result.result == "True"
 
@@ -103,14 +101,10 @@ async def test_shared_tmp_refuses_parallel_writers_of_one_path(tmp_path: Path) -
     executor = HostExecutor(tmp_path / "s", private_tmp=False)
     out = str(tmp_path / "shared.txt")
     first = asyncio.create_task(
-        executor.run(
-            spec("a", ["sh", "-c", f"sleep 0.3; echo a > {out}"], outputs=[OutputParameter("o", out)])
-        )
+        executor.run(spec("a", ["sh", "-c", f"sleep 0.3; echo a > {out}"], outputs=[OutputParameter("o", out)]))
     )
     await asyncio.sleep(0.1)
-    second = await executor.run(
-        spec("b", ["sh", "-c", f"echo b > {out}"], outputs=[OutputParameter("o", out)])
-    )
+    second = await executor.run(spec("b", ["sh", "-c", f"echo b > {out}"], outputs=[OutputParameter("o", out)]))
     assert second.phase == "Error"
     assert "also an output of running step" in second.message
     assert (await first).parameters == {"o": "a"}
@@ -133,9 +127,7 @@ async def test_kill_ends_a_running_step(executor: HostExecutor) -> None:
     assert result.message == "terminated"
 
 
-async def test_env_is_minimal_plus_template_env(
-    executor: HostExecutor, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_env_is_minimal_plus_template_env(executor: HostExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENTBRIDGE_TEST_SECRET", "s3cr3t")
     result = await executor.run(spec("n1", ["sh", "-c", "env"], env={"FOO": "bar"}))
     env = dict(line.split("=", 1) for line in (result.result or "").splitlines() if "=" in line)

@@ -80,25 +80,19 @@ async def test_sequential_and_parallel_steps_pass_parameters(controller: Control
                         {
                             "name": "gen",
                             "template": "echo",
-                            "arguments": {
-                                "parameters": [{"name": "m", "value": "{{workflow.parameters.greeting}}"}]
-                            },
+                            "arguments": {"parameters": [{"name": "m", "value": "{{workflow.parameters.greeting}}"}]},
                         }
                     ],
                     [
                         {
                             "name": "left",
                             "template": "echo",
-                            "arguments": {
-                                "parameters": [{"name": "m", "value": "L-{{steps.gen.outputs.result}}"}]
-                            },
+                            "arguments": {"parameters": [{"name": "m", "value": "L-{{steps.gen.outputs.result}}"}]},
                         },
                         {
                             "name": "right",
                             "template": "write",
-                            "arguments": {
-                                "parameters": [{"name": "m", "value": "R-{{steps.gen.outputs.result}}"}]
-                            },
+                            "arguments": {"parameters": [{"name": "m", "value": "R-{{steps.gen.outputs.result}}"}]},
                         },
                     ],
                     [
@@ -329,9 +323,7 @@ async def test_dag_with_dependencies_and_depends(controller: Controller) -> None
                             "name": "C",
                             "template": "say",
                             "dependencies": ["A"],
-                            "arguments": {
-                                "parameters": [{"name": "m", "value": "{{tasks.A.outputs.result}}c"}]
-                            },
+                            "arguments": {"parameters": [{"name": "m", "value": "{{tasks.A.outputs.result}}c"}]},
                         },
                         {
                             "name": "D",
@@ -461,9 +453,7 @@ async def test_workflow_template_ref_and_template_ref(controller: Controller, st
     assert by_display(result)["s"]["outputs"]["result"] == "hi wf"
 
 
-async def test_watch_runs_created_workflows_with_few_writes(
-    controller: Controller, store: SqliteStore
-) -> None:
+async def test_watch_runs_created_workflows_with_few_writes(controller: Controller, store: SqliteStore) -> None:
     before = store.writes
     created = await store.create(wf([sh("main", "true")]))
     name = created["metadata"]["name"]

@@ -71,9 +71,7 @@ def test_check_finds_dag_cycles_and_unknown_dependencies() -> None:
 
 
 def test_valid_workflow_and_template_have_no_errors() -> None:
-    wf = workflow(
-        {"entrypoint": "m", "templates": [{"name": "m", "script": {"command": ["sh"], "source": "true"}}]}
-    )
+    wf = workflow({"entrypoint": "m", "templates": [{"name": "m", "script": {"command": ["sh"], "source": "true"}}]})
     assert messages(wf) == []
     tmpl = WorkflowTemplate.model_validate(
         {
@@ -132,7 +130,10 @@ def test_substitute_replaces_known_and_rejects_unknown_workflow_variables() -> N
     scope = {"inputs.parameters.x": "1", "workflow.name": "w"}
     assert substitute("a {{inputs.parameters.x}} {{ workflow.name }}", scope) == "a 1 w"
     assert substitute("shell {{not.ours}} stays", scope) == "shell {{not.ours}} stays"
-    assert substitute("{{=expr}}", scope) == "{{=expr}}"
+    assert substitute("{{=expr}}", scope, expression=None) == "{{=expr}}"
+    assert substitute("{{= inputs.parameters.x + '2' }}!", scope) == "12!"
+    with pytest.raises(ExprError, match="unknown name expr"):
+        substitute("{{=expr}}", scope)
     with pytest.raises(ExprError, match=r"failed to resolve \{\{inputs.parameters.y\}\}"):
         substitute("{{inputs.parameters.y}}", scope)
     assert substitute_all({"a": ["{{workflow.name}}", 3]}, scope) == {"a": ["w", 3]}
@@ -159,9 +160,7 @@ def test_when(expression: str, expected: bool) -> None:
     assert evaluate_when(expression) is expected
 
 
-@pytest.mark.parametrize(
-    "expression", ["heads", "1 +", "(1 == 1", "a < 3", "1 / 0 == 1", "__import__('os') == 1"]
-)
+@pytest.mark.parametrize("expression", ["heads", "1 +", "(1 == 1", "a < 3", "1 / 0 == 1", "__import__('os') == 1"])
 def test_when_rejects_malformed(expression: str) -> None:
     with pytest.raises(ExprError):
         evaluate_when(expression)
@@ -193,3 +192,19 @@ def test_parse_duration() -> None:
     assert parse_duration(None) is None
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+def test_cron_workflow_lint_checks_schedules_and_timezone() -> None:
+    def messages(spec: dict[str, object]) -> list[str]:
+        cron = CronWorkflow.model_validate(
+            {
+                "metadata": {"name": "c"},
+                "spec": {"workflowSpec": {"entrypoint": "m", "templates": [{"name": "m", "suspend": {}}]}, **spec},
+            }
+        )
+        return [f.message for f in cron.check()]
+
+    assert messages({"schedules": ["*/5 * * * *", "@daily", "@every 90s", "CRON_TZ=UTC 0 1 * * *"]}) == []
+    assert "use 5 cron fields" in messages({"schedule": "* * * *"})[0]
+    assert "@every needs a duration" in messages({"schedules": ["@every soon"]})[0]
+    assert "unknown timezone" in messages({"schedules": ["* * * * *"], "timezone": "Mars/Base"})[0]
