@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -240,7 +241,7 @@ class EmbeddedRuntime:
             result = await asyncio.to_thread(load_paths, self.settings.paths)
             report(result.diagnostics)
             self.manifests.update(result.objects, result.diagnostics, _files_under(self.settings.paths))
-            self.references.current = ManifestReferences(m for _, m in self.manifests.all())
+            self.references.current = ManifestReferences((m for _, m in self.manifests.all()), environ=os.environ)
             await self._sync_store_objects()
             await self.sensors.apply(self.manifests.of(Sensor))
             await self.sources.apply(self.manifests.of(EventSource))
@@ -338,7 +339,7 @@ async def run_once(workflow: dict[str, Any], paths: Sequence[Path], state_dir: P
         executor = HostExecutor(state / "steps")
         references = LiveReferences()
         manifests = [item.manifest for item in (result.objects if result else [])]
-        references.current = ManifestReferences(manifests)
+        references.current = ManifestReferences(manifests, environ=os.environ)
         controller = Controller(store, executor, references=references)
         await store.start()
         try:

@@ -59,8 +59,8 @@ class Process:
         for source in (REPO / "sensors").glob("*.yaml"):
             self.write(source.name, source.read_text().replace('"12000"', '"WEBHOOK_PORT"'))
 
-    def start(self) -> None:
-        env = {**os.environ, "EVENTBRIDGE_LOG_LEVEL": "info"}
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "EVENTBRIDGE_LOG_LEVEL": "info", **(extra_env or {})}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [

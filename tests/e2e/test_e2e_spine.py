@@ -213,3 +213,13 @@ spec:
     assert "hi alice" in eventbridge.cli("logs", name).stdout
     eventbridge.cli("delete", name)
     assert eventbridge.cli("get", name, check=False).returncode == 1
+
+
+def test_secret_from_the_environment_when_no_manifest_has_it(eventbridge: Process) -> None:
+    source = SECRET_AND_SOURCE.split("---", 1)[1]  # the EventSource without its Secret manifest
+    eventbridge.write("source.yaml", source)
+    eventbridge.start({"EVENTBRIDGE_SECRET_WEBHOOK_TOKEN_TOKEN": "from-env"})
+    base = f"http://127.0.0.1:{eventbridge.webhook_port}/push"
+    headers = {"Content-Type": "application/json"}
+    assert http("POST", base, b"{}", {**headers, "Authorization": "Bearer from-env"})[0] == 200
+    assert http("POST", base, b"{}", {**headers, "Authorization": "Bearer s3cr3t-t0ken"})[0] == 401
