@@ -33,4 +33,5 @@ test: lint
 	scripts/ui_test_deps.sh $(BIN)/python
 	bash scripts/test_assets.sh
 	bash scripts/argo_cli.sh >/dev/null
+	bash scripts/k8s_binaries.sh >/dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,603 @@
+"""The Kubernetes Store: Argo objects as custom resources through the official ``kubernetes`` client.
+
+The client is blocking, so every request runs in a bounded thread pool (``max_workers``) and each
+open watch holds one thread of a second bounded pool (``max_watches``).
+
+* Kinds are discovered from the API group at :meth:`KubeStore.start` (plural, namespaced or not,
+  whether a ``status`` subresource exists). ``deploy/crds`` defines them.
+* ``create`` lets the API server fill ``uid``, ``resourceVersion``, ``creationTimestamp`` and the
+  name from ``generateName``; a ``status`` given at creation is written through the status
+  subresource when the kind has one (the API server drops it from the main write).
+* ``update`` is optimistic: the ``metadata.resourceVersion`` read is sent and a 409 becomes
+  ConflictError. Without a resourceVersion it updates whatever is current. Where the kind has a
+  status subresource and ``status`` changed, the status is written through it afterwards. An
+  update that changes nothing is a no-op on the API server (same resourceVersion, no event).
+* ``watch`` lists, then watches from a resourceVersion no later than the call (so changes after the
+  call are seen; a few earlier ones may be repeated), resumes after the server ends a watch, and on
+  410 Gone relists and reports the difference (ADDED/MODIFIED/DELETED) as events.
+* API errors map to eventbridge errors: 404 NotFoundError, 409 AlreadyExistsError (create) or
+  ConflictError, 422/400 InvalidError, 403 KubeForbiddenError naming the missing permission, other
+  failures KubeApiError (a TemporaryError) after a short retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError, TemporaryError
+from eventbridge.store.base import Object, WatchEvent
+
+log = logging.getLogger(__name__)
+
+GROUP = "argoproj.io"
+VERSION = "v1alpha1"
+_Objects = list[Object]
+_EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_WATCH_QUEUE_LIMIT = 10_000
+
+
+class KubeApiError(TemporaryError):
+    """The API server failed or could not be reached; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0, delay: float = 1.0) -> None:
+        super().__init__(message, delay)
+        self.status = status
+
+
+class KubeForbiddenError(InvalidError):
+    """RBAC refused a request; the message names the verb, resource and namespace that are missing."""
+
+
+def _api_message(exc: ApiException) -> str:
+    """The API server's own message (a Status object's ``message``), else the reason."""
+    body = getattr(exc, "body", None)
+    if body:
+        with contextlib.suppress(ValueError, TypeError):
+            status = json.loads(body)
+            if isinstance(status, dict) and status.get("message"):
+                return str(status["message"])
+    return str(exc.reason or "no reason given")
+
+
+def map_api_error(exc: ApiException, what: str, *, creating: bool = False) -> Exception:
+    """The eventbridge error for an API failure on ``what`` (e.g. ``Workflow default/hello``)."""
+    message = _api_message(exc)
+    status = int(exc.status or 0)
+    if status == 404:
+        return NotFoundError(f"{what} not found")
+    if status == 409:
+        if creating:
+            return AlreadyExistsError(f"{what} already exists")
+        return ConflictError(f"{what} was modified by someone else; re-read and retry ({message})")
+    if status in (400, 422):
+        return InvalidError(f"{what} was rejected by the API server: {message}")
+    if status == 403:
+        return KubeForbiddenError(f"{what}: forbidden by RBAC; grant the permission the server names: {message}")
+    if status == 401:
+        return KubeForbiddenError(f"{what}: the API server did not accept the credentials: {message}")
+    return KubeApiError(f"{what}: API server error {status}: {message}", status)
+
+
+def api_client_from_environment(kubeconfig: str | None = None, *, pool_size: int = 32) -> k8s.ApiClient:
+    """An ApiClient from ``kubeconfig`` (or ``$KUBECONFIG``), else the in-cluster service account."""
+    configuration = k8s.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path:
+        k8s_config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = pool_size
+    return k8s.ApiClient(configuration)
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """What discovery says about one custom resource kind."""
+
+    kind: str
+    plural: str
+    namespaced: bool
+    has_status: bool
+
+
+def _rv_int(rv: object) -> int | None:
+    try:
+        return int(str(rv))
+    except (TypeError, ValueError):
+        return None
+
+
+def _obj_key(obj: Object) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+class KubeStore:
+    """Store protocol over custom resources; see the module docstring.
+
+    ``namespace`` confines list/watch calls made without a namespace (for namespaced RBAC);
+    None means cluster-wide.
+    """
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        group: str = GROUP,
+        version: str = VERSION,
+        namespace: str | None = None,
+        max_workers: int = 8,
+        max_watches: int = 16,
+        watch_timeout_seconds: int = 300,
+        retries: int = 3,
+    ) -> None:
+        self._api_client = api_client
+        self._custom = k8s.CustomObjectsApi(api_client)
+        self.group = group
+        self.version = version
+        self.namespace = namespace
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kube-store")
+        self._watch_pool = ThreadPoolExecutor(max_workers=max_watches, thread_name_prefix="kube-watch")
+        self._watch_timeout = watch_timeout_seconds
+        self._retries = retries
+        self._kinds: dict[str, KindInfo] = {}
+        self._streams: set[_KubeWatchStream] = set()
+        self._last_rv: int | None = None
+        self._rv_lock = threading.Lock()
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Discover the group's kinds and learn a current resourceVersion."""
+        resources = await self._call(
+            lambda: self._custom.get_api_resources(self.group, self.version),
+            f"discovery of {self.group}/{self.version}",
+        )
+        kinds: dict[str, KindInfo] = {}
+        subresources = {r.name for r in resources.resources if "/" in r.name}
+        for res in resources.resources:
+            if "/" in res.name:
+                continue
+            kinds[res.kind] = KindInfo(res.kind, res.name, bool(res.namespaced), f"{res.name}/status" in subresources)
+        self._kinds = kinds
+        if "Workflow" in kinds:
+            with contextlib.suppress(KubeForbiddenError):  # only a hint for watches; RBAC may not allow it
+                await self._raw_list(kinds["Workflow"], self.namespace, None, limit=1)
+
+    async def stop(self) -> None:
+        for stream in list(self._streams):
+            await stream.aclose()
+        self._pool.shutdown(wait=True)
+        self._watch_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> KubeStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def kinds(self) -> dict[str, KindInfo]:
+        """Kinds found by discovery, by kind name."""
+        return dict(self._kinds)
+
+    # plumbing --------------------------------------------------------------------------------
+
+    def _info(self, kind: str) -> KindInfo:
+        info = self._kinds.get(kind)
+        if info is None:
+            known = ", ".join(sorted(self._kinds)) or "none (is the store started and are the CRDs installed?)"
+            raise InvalidError(f"kind {kind!r} is not served by {self.group}/{self.version}; known: {known}")
+        return info
+
+    def _seen(self, rv: object) -> None:
+        value = _rv_int(rv)
+        if value is None:
+            return
+        with self._rv_lock:
+            if self._last_rv is None or value > self._last_rv:
+                self._last_rv = value
+
+    def _seen_object(self, obj: Object) -> Object:
+        self._seen((obj.get("metadata") or {}).get("resourceVersion"))
+        return obj
+
+    async def _call(self, fn: Callable[[], Any], what: str, *, creating: bool = False) -> Any:
+        """Run a blocking client call in the pool; retry transient failures; map API errors."""
+        loop = asyncio.get_running_loop()
+        delay = 0.2
+        for attempt in range(self._retries + 1):
+            try:
+                return await loop.run_in_executor(self._pool, fn)
+            except ApiException as exc:
+                error = map_api_error(exc, what, creating=creating)
+                if not (int(exc.status or 0) in _RETRY_STATUSES and attempt < self._retries):
+                    raise error from None
+            except (OSError, urllib3.exceptions.HTTPError) as exc:
+                if attempt >= self._retries:
+                    raise KubeApiError(f"{what}: API server unreachable: {exc}") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _what(kind: str, namespace: str | None, name: str | None) -> str:
+        where = f"{namespace}/{name}" if namespace else str(name)
+        return f"{kind} {where}"
+
+    # reads -----------------------------------------------------------------------------------
+
+    async def get(self, kind: str, namespace: str, name: str) -> Object:
+        info = self._info(kind)
+        ns = namespace or "default"
+        if info.namespaced:
+            obj: Object = await self._call(
+                lambda: self._custom.get_namespaced_custom_object(self.group, self.version, ns, info.plural, name),
+                self._what(kind, ns, name),
+            )
+        else:
+            obj = await self._call(
+                lambda: self._custom.get_cluster_custom_object(self.group, self.version, info.plural, name),
+                self._what(kind, None, name),
+            )
+        return self._seen_object(obj)
+
+    async def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> _Objects:
+        info = self._info(kind)
+        items, _ = await self._raw_list(info, namespace if namespace is not None else self.namespace, labels)
+        items.sort(key=_obj_key)
+        return items
+
+    def _list_page(
+        self, info: KindInfo, namespace: str | None, selector: str, limit: int, token: str | None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"limit": limit}
+        if selector:
+            kwargs["label_selector"] = selector
+        if token:
+            kwargs["_continue"] = token
+        if info.namespaced and namespace:
+            page = self._custom.list_namespaced_custom_object(
+                self.group, self.version, namespace, info.plural, **kwargs
+            )
+        else:
+            page = self._custom.list_cluster_custom_object(self.group, self.version, info.plural, **kwargs)
+        return cast(dict[str, Any], page)
+
+    async def _raw_list(
+        self, info: KindInfo, namespace: str | None, labels: dict[str, str] | None, *, limit: int = 500
+    ) -> tuple[_Objects, str]:
+        """All items (paged) and the list's resourceVersion."""
+        selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
+        items: _Objects = []
+        token: str | None = None
+        rv = ""
+        while True:
+            page = await self._call(
+                functools.partial(self._list_page, info, namespace, selector, limit, token),
+                f"list {info.plural}" + (f" in {namespace}" if namespace else ""),
+            )
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", f"{self.group}/{self.version}")
+                item.setdefault("kind", info.kind)
+                items.append(item)
+            meta = page.get("metadata") or {}
+            rv = rv or str(meta.get("resourceVersion") or "")
+            token = meta.get("continue") or None
+            if not token or limit == 1:
+                break
+        self._seen(rv)
+        return items, rv
+
+    # writes ----------------------------------------------------------------------------------
+
+    async def create(self, obj: Object) -> Object:
+        info = self._info(str(obj.get("kind", "")))
+        body = copy.deepcopy(obj)
+        body.setdefault("apiVersion", f"{self.group}/{self.version}")
+        meta = body.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise InvalidError("metadata must be an object")
+        if not meta.get("name") and not meta.get("generateName"):
+            raise InvalidError("metadata.name or metadata.generateName is required")
+        for server_field in ("resourceVersion", "uid", "creationTimestamp"):
+            meta.pop(server_field, None)
+        ns = str(meta.get("namespace") or "default")
+        what = self._what(info.kind, ns if info.namespaced else None, meta.get("name") or meta.get("generateName"))
+        if info.namespaced:
+            meta["namespace"] = ns
+            created: Object = await self._call(
+                lambda: self._custom.create_namespaced_custom_object(self.group, self.version, ns, info.plural, body),
+                what,
+                creating=True,
+            )
+        else:
+            meta.pop("namespace", None)
+            created = await self._call(
+                lambda: self._custom.create_cluster_custom_object(self.group, self.version, info.plural, body),
+                what,
+                creating=True,
+            )
+        if info.has_status and body.get("status") is not None and created.get("status") != body["status"]:
+            created["status"] = body["status"]
+            created = await self._replace(info, created, status=True)
+        return self._seen_object(created)
+
+    async def update(self, obj: Object) -> Object:
+        info = self._info(str(obj.get("kind", "")))
+        body = copy.deepcopy(obj)
+        meta = body.setdefault("metadata", {})
+        if not meta.get("resourceVersion"):
+            current = await self.get(info.kind, str(meta.get("namespace") or "default"), str(meta.get("name")))
+            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        updated = await self._replace(info, body, status=False)
+        if info.has_status and "status" in body and updated.get("status") != body["status"]:
+            updated["status"] = body["status"]
+            updated = await self._replace(info, updated, status=True)
+        return self._seen_object(updated)
+
+    async def _replace(self, info: KindInfo, body: Object, *, status: bool) -> Object:
+        meta = body["metadata"]
+        name = str(meta.get("name") or "")
+        ns = str(meta.get("namespace") or "default")
+        what = self._what(info.kind, ns if info.namespaced else None, name) + (" status" if status else "")
+        if info.namespaced:
+            fn = (
+                self._custom.replace_namespaced_custom_object_status
+                if status
+                else self._custom.replace_namespaced_custom_object
+            )
+            result: Object = await self._call(lambda: fn(self.group, self.version, ns, info.plural, name, body), what)
+        else:
+            cfn = (
+                self._custom.replace_cluster_custom_object_status
+                if status
+                else self._custom.replace_cluster_custom_object
+            )
+            result = await self._call(lambda: cfn(self.group, self.version, info.plural, name, body), what)
+        return result
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        info = self._info(kind)
+        ns = namespace or "default"
+        if info.namespaced:
+            await self._call(
+                lambda: self._custom.delete_namespaced_custom_object(self.group, self.version, ns, info.plural, name),
+                self._what(kind, ns, name),
+            )
+        else:
+            await self._call(
+                lambda: self._custom.delete_cluster_custom_object(self.group, self.version, info.plural, name),
+                self._what(kind, None, name),
+            )
+
+    # watch -----------------------------------------------------------------------------------
+
+    def watch(self, kind: str, namespace: str | None = None) -> AsyncIterator[WatchEvent]:
+        """Changes to ``kind`` objects from now on (a few earlier ones may repeat); ``aclose()`` ends it."""
+        info = self._info(kind)
+        stream = _KubeWatchStream(self, info, namespace if namespace is not None else self.namespace)
+        self._streams.add(stream)
+        stream.begin(self._last_rv)
+        return stream
+
+    def _open_watch(self, info: KindInfo, namespace: str | None, rv: str) -> Any:
+        """A streaming watch response (urllib3), for the watch thread to read line by line."""
+        kwargs: dict[str, Any] = {
+            "watch": True,
+            "resource_version": rv,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": self._watch_timeout,
+            "_preload_content": False,
+            "_request_timeout": (10, self._watch_timeout + 30),
+        }
+        if info.namespaced and namespace:
+            return self._custom.list_namespaced_custom_object(
+                self.group, self.version, namespace, info.plural, **kwargs
+            )
+        return self._custom.list_cluster_custom_object(self.group, self.version, info.plural, **kwargs)
+
+    def _list_sync(self, info: KindInfo, namespace: str | None) -> tuple[_Objects, str]:
+        items: _Objects = []
+        token: str | None = None
+        rv = ""
+        while True:
+            page = self._list_page(info, namespace, "", 500, token)
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", f"{self.group}/{self.version}")
+                item.setdefault("kind", info.kind)
+                items.append(item)
+            meta = page.get("metadata") or {}
+            rv = rv or str(meta.get("resourceVersion") or "")
+            token = meta.get("continue") or None
+            if not token:
+                break
+        self._seen(rv)
+        return items, rv
+
+
+class _Gone(Exception):
+    """The watch's resourceVersion is too old (HTTP 410): relist."""
+
+
+class _KubeWatchStream:
+    """One list+watch loop in a watch-pool thread feeding an asyncio queue."""
+
+    def __init__(self, store: KubeStore, info: KindInfo, namespace: str | None) -> None:
+        self._store = store
+        self._info = info
+        self._namespace = namespace
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[WatchEvent | BaseException] = asyncio.Queue(_WATCH_QUEUE_LIMIT)
+        self._stopping = threading.Event()
+        self._response: Any = None
+        self._lock = threading.Lock()
+        self._known: dict[tuple[str, str], str] = {}
+        self._closed = False
+
+    def begin(self, hint: int | None) -> None:
+        self._store._watch_pool.submit(self._run, hint)
+
+    def __aiter__(self) -> _KubeWatchStream:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._stopping.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()
+        self._store._streams.discard(self)
+
+    # thread side ------------------------------------------------------------------------------
+
+    def _emit(self, event_type: _EventType, obj: Object) -> None:
+        obj.setdefault("apiVersion", f"{self._store.group}/{self._store.version}")
+        obj.setdefault("kind", self._info.kind)
+        key = _obj_key(obj)
+        if event_type == "DELETED":
+            self._known.pop(key, None)
+        else:
+            self._known[key] = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        self._store._seen_object(obj)
+        event = WatchEvent(event_type, obj)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            self._loop.call_soon_threadsafe(self._put, event)
+
+    def _put(self, event: WatchEvent) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("a %s watcher is too slow; dropping a change event", self._info.kind)
+
+    def _relist(self) -> str:
+        """List and report what changed against what this stream knows; the list's resourceVersion."""
+        items, rv = self._store._list_sync(self._info, self._namespace)
+        present = {_obj_key(o): o for o in items}
+        for key in [k for k in self._known if k not in present]:
+            ns, name = key
+            gone: Object = {"metadata": {"namespace": ns, "name": name}}
+            self._emit("DELETED", gone)
+        for key, obj in present.items():
+            rv_now = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+            before = self._known.get(key)
+            if before is None:
+                self._emit("ADDED", obj)
+            elif before != rv_now:
+                self._emit("MODIFIED", obj)
+        return rv
+
+    def _run(self, hint: int | None) -> None:
+        delay = 0.2
+        rv = ""
+        baseline = True
+        while not self._stopping.is_set():
+            try:
+                if baseline:
+                    items, list_rv = self._store._list_sync(self._info, self._namespace)
+                    self._known = {_obj_key(o): str(o["metadata"].get("resourceVersion") or "") for o in items}
+                    list_int = _rv_int(list_rv)
+                    rv = str(hint) if hint is not None and list_int is not None and hint <= list_int else list_rv
+                    baseline = False
+                rv = self._watch_once(rv)
+                delay = 0.2
+            except _Gone:
+                log.info("%s watch: resourceVersion %s expired; relisting", self._info.plural, rv)
+                try:
+                    rv = self._relist()
+                except Exception as exc:  # noqa: BLE001  (any failure: start again from a fresh list)
+                    log.warning("%s relist failed: %s", self._info.plural, exc)
+                    rv = ""
+                    baseline = True
+            except Exception as exc:  # noqa: BLE001  (the watch thread must survive any failure)
+                if self._stopping.is_set():
+                    break
+                log.warning("%s watch failed (%s); retrying in %.1fs", self._info.plural, exc, delay)
+                if isinstance(exc, ApiException) and exc.status in (401, 403):
+                    error = map_api_error(exc, f"watch {self._info.plural}")
+                    with contextlib.suppress(RuntimeError):
+                        self._loop.call_soon_threadsafe(self._queue.put_nowait, error)
+                    return
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+                if not rv:
+                    baseline = True
+
+    def _watch_once(self, rv: str) -> str:
+        """Read one watch response to its end; the resourceVersion to resume from."""
+        from kubernetes.watch.watch import iter_resp_lines
+
+        try:
+            response = self._store._open_watch(self._info, self._namespace, rv)
+        except ApiException as exc:
+            if exc.status == 410:
+                raise _Gone from None
+            raise
+        with self._lock:
+            self._response = response
+        if self._stopping.is_set():
+            response.shutdown()
+        started = time.monotonic()
+        try:
+            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
+                if self._stopping.is_set():
+                    break
+                if not line:
+                    continue
+                event = json.loads(line)
+                event_type = event.get("type")
+                obj = event.get("object") or {}
+                if event_type == "ERROR":
+                    if obj.get("code") == 410:
+                        raise _Gone
+                    raise KubeApiError(f"watch error: {obj.get('message')}", int(obj.get("code") or 0))
+                new_rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+                if new_rv:
+                    rv = new_rv
+                if event_type == "BOOKMARK":
+                    self._store._seen(new_rv)
+                    continue
+                if event_type in ("ADDED", "MODIFIED", "DELETED"):
+                    self._emit(event_type, obj)
+        finally:
+            with self._lock:
+                self._response = None
+            with contextlib.suppress(Exception):
+                response.release_conn()
+        if time.monotonic() - started < 0.05 and not self._stopping.is_set():
+            time.sleep(0.2)  # a watch ended at once: do not spin
+        return rv
