@@ -1,4 +1,4 @@
-"""Wiring: builds the embedded process from settings. The only module that picks implementations.
+"""The embedded process: everything in one asyncio process, built from settings.
 
 Embedded mode is one asyncio process: the SQLite event log (bus), the SQLite workflow store,
 the host executor, the workflow controller, the sensors, the event sources and the API server.
