@@ -30,7 +30,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
 test: lint
-	scripts/ui_test_deps.sh $(BIN)/python
+	bash scripts/test_system_deps.sh $(BIN)/python
 	bash scripts/test_assets.sh
 	bash scripts/argo_cli.sh >/dev/null
 	bash scripts/k8s_binaries.sh >/dev/null

@@ -40,4 +40,9 @@ class TemporaryError(EventBridgeError):
 
 
 class ExprError(InvalidError):
-    """An expression, path or template from a manifest could not be parsed or evaluated."""
+    """An expression, path or template from a manifest could not be parsed or evaluated.
+
+    ``column`` (1-based) points into the expression when the error has a place.
+    """
+
+    column: int | None = None

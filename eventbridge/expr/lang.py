@@ -56,7 +56,7 @@ def _error(message: str, column: int | None, text: str | None = None) -> ExprErr
         shown = text if len(text) <= 120 else text[:117] + "..."
         shown = f" in {shown!r}"
     exc = ExprError(f"{message}{where}{shown}")
-    exc.column = column  # type: ignore[attr-defined]
+    exc.column = column
     return exc
 
 

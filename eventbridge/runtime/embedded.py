@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from eventbridge.bus.sqlite import SqliteBus
-from eventbridge.errors import AlreadyExistsError, InvalidError, NotFoundError
+from eventbridge.errors import AlreadyExistsError, NotFoundError
 from eventbridge.executors.host import HostExecutor
 from eventbridge.models.base import Finding, Manifest, References
 from eventbridge.models.eventsource import EventSource
@@ -166,7 +166,9 @@ class EmbeddedRuntime:
         self.bus = SqliteBus(state / "events.db")
         self.executor = HostExecutor(state / "steps")
         self.references = LiveReferences()
-        self.controller = Controller(self.store, self.executor, references=self.references)
+        self.controller = Controller(
+            self.store, self.executor, references=self.references, artifact_root=state / "artifacts"
+        )
         self.cron = CronScheduler(self.store)
         self.sensors = SensorManager(
             self.bus,
@@ -330,9 +332,8 @@ async def run_once(workflow: dict[str, Any], paths: Sequence[Path], state_dir: P
     """Run one Workflow to completion in this process (``eventbridge run``)."""
     result = await asyncio.to_thread(load_paths, list(paths)) if paths else None
     if result is not None:
-        report(result.diagnostics)
-        if result.errors:
-            raise InvalidError(f"{len(result.errors)} error(s) in the manifests given with -f")
+        # Objects with errors are left out and reported; the workflow fails later only if it needs one.
+        report(result.errors)
     with tempfile.TemporaryDirectory(prefix="eventbridge-run-") as scratch:
         state = state_dir or Path(scratch)
         store = SqliteStore(state / "store.db")
@@ -340,7 +341,7 @@ async def run_once(workflow: dict[str, Any], paths: Sequence[Path], state_dir: P
         references = LiveReferences()
         manifests = [item.manifest for item in (result.objects if result else [])]
         references.current = ManifestReferences(manifests, environ=os.environ)
-        controller = Controller(store, executor, references=references)
+        controller = Controller(store, executor, references=references, artifact_root=state / "artifacts")
         await store.start()
         try:
             for item in result.objects if result else []:

@@ -1,6 +1,6 @@
 """The web UI in Debian's Chromium, headless, driven by Playwright (no browser download).
 
-Run ``scripts/ui_test_deps.sh`` first. With ``EVENTBRIDGE_SCREENSHOTS=<dir>`` the main pages are
+Run ``scripts/test_system_deps.sh`` first. With ``EVENTBRIDGE_SCREENSHOTS=<dir>`` the main pages are
 also saved as PNG files there (docs/screenshots/ holds the committed ones).
 """
 

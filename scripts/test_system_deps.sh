@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the browser tests (tests/server/test_server_ui_browser.py) need, idempotently:
-# Debian's Chromium (Playwright drives /usr/bin/chromium; no browser is downloaded) with fonts for
-# readable screenshots, and the Playwright Python package for the given interpreter.
-#   usage: scripts/ui_test_deps.sh [python]      (default: python3)
+# Installs the system packages the tests need, idempotently: Debian's Chromium for the browser
+# tests (Playwright drives /usr/bin/chromium; no browser is downloaded) with fonts for readable
+# screenshots, cowsay, git and npm for workflow examples and test assets, and the Playwright Python
+# package for the given interpreter.
+#   usage: scripts/test_system_deps.sh [python]      (default: python3)
 set -euo pipefail
 PYTHON="${1:-${PYTHON:-python3}}"
 
@@ -10,6 +11,9 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 dpkg -s fonts-liberation >/dev/null 2>&1 || need_apt+=(fonts-liberation)
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || need_apt+=(fonts-dejavu-core)
+[ -x /usr/games/cowsay ] || need_apt+=(cowsay)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
