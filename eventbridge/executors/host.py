@@ -16,7 +16,9 @@ Per step (``state_dir/<namespace>/<workflow>/<node id>/``):
 The process is the leader of its own process group; kill, timeout and the end of the main
 process kill the whole group (as a container's end kills everything in it).
 
-Environment: exactly the template's ``env`` plus ``PATH`` (the controller's, or a standard one),
+Environment: exactly the template's ``env`` plus ``PATH`` (the directory of the Python interpreter
+eventbridge runs on, so ``python``/``python3`` in a step are a real interpreter rather than a
+version-manager shim, then the controller's PATH or a standard one, then Debian's games directories),
 ``HOME`` (the work dir), ``LANG=C.UTF-8``, ``TMPDIR`` (only without a private /tmp), and Argo's
 ``ARGO_WORKFLOW_NAME``, ``ARGO_NODE_ID``, ``ARGO_POD_NAME``, ``ARGO_TEMPLATE`` (the template name);
 template values win. The controller's own environment (credentials included) is not inherited.
@@ -31,6 +33,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -147,7 +150,8 @@ class HostExecutor:
         self._keep_files = keep_files
         self._running: dict[tuple[str, str, str], _Running] = {}
         self._claims: dict[str, str] = {}  # shared absolute output path -> pod name writing it
-        self._path = _with_games(os.environ.get("PATH") or DEFAULT_PATH)
+        interpreter_dir = str(Path(os.path.realpath(sys.executable)).parent)
+        self._path = _with_games(f"{interpreter_dir}{os.pathsep}{os.environ.get('PATH') or DEFAULT_PATH}")
 
     # helpers ---------------------------------------------------------------------------------
 
