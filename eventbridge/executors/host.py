@@ -145,7 +145,7 @@ class HostExecutor:
     ) -> None:
         """``private_tmp``: None probes whether ``unshare`` works; ``keep_files`` keeps work/ and
         tmp/ after a step ends (they are removed by default; the log is always kept)."""
-        self._state_dir = state_dir
+        self._state_dir = state_dir.absolute()  # steps run elsewhere: relative paths would break
         self._private_tmp = private_tmp
         self._keep_files = keep_files
         self._running: dict[tuple[str, str, str], _Running] = {}

@@ -161,7 +161,7 @@ class EmbeddedRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        state = settings.state_dir
+        state = settings.state_dir.absolute()
         self.store = SqliteStore(state / "store.db")
         self.bus = SqliteBus(state / "events.db")
         self.executor = HostExecutor(state / "steps")

@@ -39,7 +39,7 @@ def http(
 class Process:
     """A running `eventbridge up` with its own state dir, manifests folder and ports."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, relative: bool = False) -> None:
         self.tmp = tmp
         self.manifests = tmp / "manifests"
         self.manifests.mkdir(exist_ok=True)
@@ -49,6 +49,7 @@ class Process:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / "eventbridge.log"
+        self.relative = relative  # pass paths relative to the process's working directory, as users do
 
     def write(self, name: str, text: str) -> Path:
         path = self.manifests / name
@@ -56,7 +57,7 @@ class Process:
         return path
 
     def copy_examples(self) -> None:
-        for source in (REPO / "sensors").glob("*.yaml"):
+        for source in (REPO / "sensors").glob("webhook-*.yaml"):
             self.write(source.name, source.read_text().replace('"12000"', '"WEBHOOK_PORT"'))
 
     def start(self, extra_env: dict[str, str] | None = None) -> None:
@@ -69,9 +70,9 @@ class Process:
                     "eventbridge",
                     "up",
                     "-f",
-                    str(self.manifests),
+                    self._arg(self.manifests),
                     "--state-dir",
-                    str(self.state),
+                    self._arg(self.state),
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -96,6 +97,9 @@ class Process:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"eventbridge up did not become ready:\n{self.log.read_text()}")
+
+    def _arg(self, path: Path) -> str:
+        return str(path.relative_to(self.tmp)) if self.relative else str(path)
 
     def _webhook_ready(self) -> bool:
         if not any(self.manifests.glob("*eventsource*")):

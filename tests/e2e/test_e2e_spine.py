@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from harness import Process, finished, http
@@ -79,8 +80,19 @@ def succeeded(process: Process, count: int = 1, timeout: float = 30) -> list[dic
     return list(process.wait_for(done, timeout, f"{count} finished workflow(s)"))
 
 
-def test_readme_walkthrough(eventbridge: Process) -> None:
-    """The README's curl fires the shipped example; get -o json shows the value from the event."""
+def test_readme_walkthrough(tmp_path: Path) -> None:
+    """The README's curl fires the shipped example; get -o json shows the value from the event.
+
+    Paths are relative to the process's directory, as with `make up` (`./sensors`, `./.eventbridge`).
+    """
+    eventbridge = Process(tmp_path, relative=True)
+    try:
+        walkthrough(eventbridge)
+    finally:
+        eventbridge.stop()
+
+
+def walkthrough(eventbridge: Process) -> None:
     eventbridge.copy_examples()
     eventbridge.start()
     status, body = eventbridge.post_event("/example", {"message": "hello eventbridge"})
