@@ -152,6 +152,10 @@ class KafkaBus:
         self._subscriptions.add(subscription)
         return subscription
 
+    def subscription_states(self) -> dict[str, str]:
+        """``{group: state}`` of the open subscriptions (see :attr:`KafkaSubscription.state`)."""
+        return {s.group: s.state for s in self._subscriptions}
+
 
 class KafkaSubscription:
     """One consumer group member; iterate for deliveries, ``ack`` each when handled."""
@@ -204,6 +208,16 @@ class KafkaSubscription:
             await consumer.stop()
             raise
         self._consumer = consumer
+
+    @property
+    def state(self) -> str:
+        """``opening``; ``open`` once the group's start is committed (anything published from now
+        on will be delivered); ``failed`` when opening raised (iterating raises that error)."""
+        if not self._ready.done():
+            return "opening"
+        if self._ready.cancelled() or self._ready.exception() is not None:
+            return "failed"
+        return "open"
 
     def __aiter__(self) -> AsyncIterator[Delivery]:
         return self

@@ -2,7 +2,9 @@
 
 ``up``, ``lint`` and ``run`` work locally (``local.py``); workflow verbs (``workflows.py``) and the
 ``template``/``cluster-template``/``cron`` groups (``templates.py``) talk to a server's HTTP API
-(``--server``, env ``EVENTBRIDGE_SERVER``).
+(``--server``, env ``EVENTBRIDGE_SERVER``); ``sensor test``/``traces`` are in ``sensors.py``; the
+cluster roles (``controller``, ``eventsource``, ``sensor`` without a subcommand, ``server``) are in
+``cluster.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import click
 
 from eventbridge import __version__
-from eventbridge.cli import local, sensors, templates, workflows
+from eventbridge.cli import cluster, local, templates, workflows
 from eventbridge.cli.common import setup_logging
 
 
@@ -32,7 +34,14 @@ def cli(log_level: str, log_format: str) -> None:
     setup_logging(log_level, log_format)
 
 
-for _command in [local.up, local.lint, local.run, *workflows.COMMANDS, *templates.COMMANDS, *sensors.COMMANDS]:
+for _command in [
+    local.up,
+    local.lint,
+    local.run,
+    *workflows.COMMANDS,
+    *templates.COMMANDS,
+    *cluster.COMMANDS,
+]:
     cli.add_command(_command)
 
 

@@ -100,10 +100,16 @@ def api_client_from_environment(kubeconfig: str | None = None, *, pool_size: int
     """An ApiClient from ``kubeconfig`` (or ``$KUBECONFIG``), else the in-cluster service account."""
     configuration = k8s.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG")
-    if path:
-        k8s_config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    else:
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    try:
+        if path:
+            k8s_config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except (k8s_config.ConfigException, OSError) as exc:
+        where = f"kubeconfig {path}" if path else "the in-cluster service account (not running in a Pod?)"
+        raise InvalidError(
+            f"cannot configure the Kubernetes client from {where}: {exc}; pass --kubeconfig or set KUBECONFIG"
+        ) from None
     configuration.connection_pool_maxsize = pool_size
     return k8s.ApiClient(configuration)
 
