@@ -93,6 +93,15 @@ class _PodRun:
     deleting: bool = False
 
 
+def _host_paths_under_tmp() -> list[Path]:
+    """The virtualenv and the source checkout, when they sit under /tmp (outermost first)."""
+    import eventbridge
+
+    candidates = {Path(sys.prefix).resolve(), Path(eventbridge.__file__).resolve().parents[1]}
+    under = sorted(p for p in candidates if p.is_relative_to("/tmp") and p != Path("/tmp"))
+    return [p for p in under if not any(p != q and p.is_relative_to(q) for q in under)]
+
+
 class TestKubelet:
     """See the module docstring. ``async with TestKubelet(cluster, {"ns"}) as kubelet: ...``"""
 
@@ -440,6 +449,12 @@ class TestKubelet:
         binds: list[tuple[Path, str]] = []
         tmp = run.dir / "tmp" / container["name"]
         tmp.mkdir(parents=True, exist_ok=True)
+        # This interpreter and the checkout may live under the host's /tmp (a CI clone there): keep
+        # them visible inside the container's private /tmp at the same paths.
+        for keep in _host_paths_under_tmp():
+            inside = tmp / keep.relative_to("/tmp")
+            inside.mkdir(parents=True, exist_ok=True)
+            binds.append((keep, str(inside)))
         binds.append((tmp, "/tmp"))
         for mount in container.get("volumeMounts") or []:
             source = volumes.get(mount["name"])
@@ -452,7 +467,7 @@ class TestKubelet:
         cwd = container.get("workingDir") or str(run.dir)
         for _, target in binds:
             os.makedirs(target, exist_ok=True)
-        script = "; ".join(f"mount --bind {shlex.quote(str(s))} {shlex.quote(t)} || exit 125" for s, t in binds)
+        script = "; ".join(f"mount --rbind {shlex.quote(str(s))} {shlex.quote(t)} || exit 125" for s, t in binds)
         script += f'; cd {shlex.quote(cwd)} || exit 125; exec "$@"'
         env = await self._env(pod, container)
         with log_path.open("ab") as out:
