@@ -18,6 +18,13 @@ How it works:
   can therefore redeliver a few acknowledged events (at-least-once).
 * Subscribers are woken by commits (no polling) and read in batches.
 * **Retention**: events are kept (they are the event log that replay and the UI read).
+* **Back-pressure**: :meth:`SqliteBus.pressure` says when the bus should not take more events
+  from push-style sources (webhooks answer 503 with ``Retry-After``): when more than
+  ``max_in_flight`` publishes wait for their commit (memory), or when the slowest open
+  subscription is more than ``max_backlog`` events behind the head (accepted but not yet
+  consumed). Defaults from ``EVENTBRIDGE_MAX_INFLIGHT`` (10000) and ``EVENTBRIDGE_MAX_BACKLOG``
+  (100000); ``0`` turns a bound off. :meth:`publish` itself never refuses: pull-style sources
+  (Kafka, SQS) slow down by waiting for it.
 
 All offsets are SQLite ``AUTOINCREMENT`` row ids: strictly increasing, never reused.
 Use one event loop per bus (the one that called :meth:`SqliteBus.start`).
@@ -28,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -81,6 +89,25 @@ _MAX_ROWS = 1000
 #: Most commands taken into one transaction.
 MAX_BATCH = 1024
 
+#: Default bounds of :meth:`SqliteBus.pressure` and the variables that override them.
+DEFAULT_MAX_BACKLOG = 100_000
+DEFAULT_MAX_IN_FLIGHT = 10_000
+ENV_MAX_BACKLOG = "EVENTBRIDGE_MAX_BACKLOG"
+ENV_MAX_IN_FLIGHT = "EVENTBRIDGE_MAX_INFLIGHT"
+
+
+def _bound_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise EventBridgeError(f"{name}={raw!r} is not a whole number (0 turns the bound off)") from None
+    if value < 0:
+        raise EventBridgeError(f"{name}={raw!r} must be 0 (no bound) or more")
+    return value
+
 
 @dataclass(slots=True)
 class _Publish:
@@ -111,10 +138,19 @@ class SqliteBus:
         *,
         read_batch: int = 256,
         cursor_flush_delay: float = 0.005,
+        max_backlog: int | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
+        """``max_backlog`` / ``max_in_flight``: bounds of :meth:`pressure` (``None``: from the
+        environment or the defaults; ``0``: no bound)."""
         self.path = Path(path)
         self.read_batch = read_batch
         self.cursor_flush_delay = cursor_flush_delay
+        self.max_backlog = _bound_from_env(ENV_MAX_BACKLOG, DEFAULT_MAX_BACKLOG) if max_backlog is None else max_backlog
+        self.max_in_flight = (
+            _bound_from_env(ENV_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT) if max_in_flight is None else max_in_flight
+        )
+        self._in_flight = 0
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -169,8 +205,40 @@ class SqliteBus:
         loop = self._require_running()
         body = event.to_bytes()
         future: asyncio.Future[bool] = loop.create_future()
-        self._queue.put(_Publish(event, body, future))
-        return await future
+        self._in_flight += 1
+        try:
+            self._queue.put(_Publish(event, body, future))
+            return await future
+        finally:
+            self._in_flight -= 1
+
+    # -- back-pressure ---------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Publishes waiting for their commit."""
+        return self._in_flight
+
+    @property
+    def backlog(self) -> int:
+        """Events accepted but not yet acknowledged by the slowest open subscription."""
+        lags = [s._lag(self._head) for s in self._subscriptions.values()]
+        return max(lags, default=0)
+
+    def pressure(self) -> str | None:
+        """Why new events from push-style sources should be refused now, or ``None`` to accept."""
+        if self.max_in_flight and self._in_flight >= self.max_in_flight:
+            return (
+                f"{self._in_flight} events are waiting to be written (limit {self.max_in_flight}, {ENV_MAX_IN_FLIGHT})"
+            )
+        if self.max_backlog:
+            backlog = self.backlog
+            if backlog >= self.max_backlog:
+                return (
+                    f"{backlog} accepted events are not yet processed by the sensors (limit {self.max_backlog}, "
+                    f"{ENV_MAX_BACKLOG})"
+                )
+        return None
 
     def subscribe(self, group: str, *, from_start: bool = False) -> SqliteSubscription:
         """Subscribe ``group``; the group's cursor row is created now if it is new.
@@ -563,6 +631,15 @@ class SqliteSubscription:
     def cursor(self) -> int | None:
         """The in-memory cursor (durable within a few ms); ``None`` before the first read."""
         return self._cursor
+
+    def _lag(self, head: int) -> int:
+        """Events after this group's cursor (0 until its start offset is known)."""
+        cursor = self._cursor
+        if cursor is None:
+            if not self._ready.done() or self._ready.cancelled() or self._ready.exception() is not None:
+                return 0
+            cursor = self._ready.result()
+        return max(0, head - cursor)
 
     def _flush_soon(self) -> None:
         self._flush_handle = None

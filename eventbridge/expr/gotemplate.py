@@ -1032,6 +1032,8 @@ def _printf(format_text: str, *args: Any) -> str:
     def replace(match: re.Match[str]) -> str:
         nonlocal used
         flags, width, precision, verb = match.groups()
+        if (width and int(width) > MAX_OUTPUT) or (precision and int(precision) > 1000):
+            raise ExprError(f"printf: width or precision too large in {match.group(0)[:40]!r}")
         if verb == "%":
             return "%"
         if used >= len(values):
@@ -1090,6 +1092,8 @@ def _trunc(count: int, text: str) -> str:
 
 
 def _indent(spaces: int, text: str) -> str:
+    if spaces * (text.count("\n") + 1) > MAX_OUTPUT:
+        raise ExprError("indent: result too large")
     pad = " " * spaces
     return pad + text.replace("\n", "\n" + pad)
 

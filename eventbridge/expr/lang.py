@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from eventbridge.errors import ExprError
+from eventbridge.expr.regex import UserPattern, compile_user_regex
 
 Dialect = Literal["expr", "govaluate"]
 
@@ -638,10 +639,18 @@ def _is_num(value: Any) -> bool:
 
 
 def _check_size(value: Any, ctx: _Context, node: Node) -> Any:
-    if isinstance(value, str) and len(value) > MAX_STRING:
-        raise ctx.fail(f"string longer than {MAX_STRING} characters", node)
-    if isinstance(value, list | dict) and len(value) > MAX_ITEMS:
-        raise ctx.fail(f"more than {MAX_ITEMS} items", node)
+    """Refuse values over the size limits, and charge the work of building big values to the
+    step budget (so a loop cannot build many of them: ``map(1..100000, {repeat("x", 1e6)})``)."""
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise ctx.fail(f"string longer than {MAX_STRING} characters", node)
+        if len(value) > 1024:
+            ctx.tick(node, len(value) // 256)
+    if isinstance(value, list | dict):
+        if len(value) > MAX_ITEMS:
+            raise ctx.fail(f"more than {MAX_ITEMS} items", node)
+        if len(value) > 64:
+            ctx.tick(node, len(value))
     if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
         raise ctx.fail("integer overflow", node)
     return value
@@ -660,7 +669,7 @@ def equal(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def _regex(pattern: Any, ctx: _Context, node: Node) -> re.Pattern[str]:
+def _regex(pattern: Any, ctx: _Context, node: Node) -> UserPattern:
     if not isinstance(pattern, str):
         raise ctx.fail(f"a regular expression must be a string, not {_type(pattern)}", node)
     if len(pattern) > MAX_REGEX:
@@ -671,9 +680,9 @@ def _regex(pattern: Any, ctx: _Context, node: Node) -> re.Pattern[str]:
         raise ctx.fail(f"invalid regular expression: {exc}", node) from None
 
 
-@lru_cache(maxsize=256)
-def _compile_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compile_regex(pattern: str) -> UserPattern:
+    """A user's pattern: RE2 semantics and linear time (see :mod:`eventbridge.expr.regex`)."""
+    return compile_user_regex(pattern)
 
 
 def _evaluate(node: Node, ctx: _Context) -> Any:
@@ -871,6 +880,7 @@ def _binary(node: Node, ctx: _Context) -> Any:
             raise ctx.fail("'..' needs integers", node)
         if right - left + 1 > MAX_ITEMS:
             raise ctx.fail(f"range of more than {MAX_ITEMS} items", node)
+        ctx.tick(node, max(0, right - left + 1))  # building the list is work too
         return list(range(left, right + 1))
     if op in ("+", "-") and isinstance(left, datetime | timedelta):
         return _time_arithmetic(op, left, right, ctx, node)
@@ -988,6 +998,7 @@ def _call(node: Node, ctx: _Context) -> Any:
         UnicodeError,
         binascii.Error,
         RecursionError,
+        re.error,
     ) as exc:
         raise ctx.fail(f"{name}: {exc}", node) from None
     return _check_size(result, ctx, node)

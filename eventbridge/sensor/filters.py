@@ -49,6 +49,7 @@ from eventbridge.expr.paths import (
     parse_go_bool,
     parse_go_float,
 )
+from eventbridge.expr.regex import compile_user_regex
 from eventbridge.models.sensor import (
     DataFilter,
     EventContext,
@@ -62,7 +63,7 @@ from eventbridge.sensor.scripting import jq_transform, script_filter, script_tra
 
 #: Compiled once per distinct pattern/expression (a sensor's filters are fixed): the filter chain
 #: must stay cheap per event.
-_regex = functools.lru_cache(maxsize=4096)(re.compile)
+_regex = compile_user_regex  # RE2 semantics, linear time (cached)
 _expression = functools.lru_cache(maxsize=2048)(govaluate.parse)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from eventbridge.errors import ExprError
 from eventbridge.expr.paths import format_number
+from eventbridge.expr.regex import compile_user_regex
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 64
@@ -433,7 +434,7 @@ class _Evaluator:
             if len(right) > MAX_REGEX:
                 raise ExprError(f"regular expression longer than {MAX_REGEX} characters")
             try:
-                found = re.search(right, left) is not None
+                found = compile_user_regex(right).search(left) is not None  # RE2: linear time
             except re.error as err:
                 raise ExprError(f"invalid regular expression {right!r}: {err}") from None
             return found if operator == "=~" else not found

@@ -150,9 +150,14 @@ class _Part:
             return None
         if self.key == "-1":
             return -1
-        if self.key.isdigit():
+        if self.key.isascii() and self.key.isdigit():  # "²".isdigit() is true, but int() refuses it
             return int(self.key)
         return None
+
+
+#: How far past the end of an array ``set_path`` pads with nulls (sjson pads without a bound; a
+#: typo such as ``spec.items.99999999`` must not allocate gigabytes).
+MAX_ARRAY_PADDING = 10_000
 
 
 def split_path(path: str) -> list[_Part]:
@@ -232,6 +237,11 @@ def set_path(document: Any, path: str, value: Any) -> Any:
             raise PermanentError(f"cannot set {path!r}: {part.key!r} is not an index of an array")
         if index == -1:
             index = len(node)
+        if index > len(node) + MAX_ARRAY_PADDING:
+            raise PermanentError(
+                f"cannot set {path!r}: index {index} is more than {MAX_ARRAY_PADDING} past the end of the array "
+                f"({len(node)} items)"
+            )
         while len(node) <= index:
             node.append(None)
         if last:

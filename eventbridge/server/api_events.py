@@ -288,7 +288,7 @@ async def event_at(bus: EventLog, offset: int) -> Delivery:
 
 def _offset(request: web.Request) -> int:
     text = request.match_info["offset"]
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:  # SQLite 64-bit offsets
         raise InvalidError(f"invalid event offset {text!r}")
     return int(text)
 

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from eventbridge.errors import InvalidError, NotFoundError
+from eventbridge.expr.regex import UserPattern, compile_user_regex
 from eventbridge.models.kinds import parse_manifest
 from eventbridge.server.context import (
     CLOSING,
@@ -96,7 +97,7 @@ def paged_response(request: web.Request, items: list[Object]) -> web.Response:
     token = request.query.get("listOptions.continue", "")
     start = 0
     if token:
-        if not token.isdigit():
+        if not (token.isascii() and token.isdigit()):
             raise InvalidError(f"invalid listOptions.continue {token!r}")
         start = int(token)
     page = items[start : start + limit] if limit else items[start:]
@@ -339,7 +340,7 @@ def _output_parameters(raw: Any) -> dict[str, str]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidError(f"outputParameters is not a JSON object: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidError("outputParameters must be a JSON object of name: value")
@@ -410,12 +411,12 @@ class _LogCursor:
         self.started = False
 
 
-def _grep(request: web.Request) -> re.Pattern[str] | None:
+def _grep(request: web.Request) -> UserPattern | None:
     text = request.query.get("grep", "")
     if not text:
         return None
     try:
-        return re.compile(text)
+        return compile_user_regex(text)  # a caller's pattern: RE2, linear time
     except re.error as exc:
         raise InvalidError(f"grep is not a valid regular expression: {exc}") from None
 

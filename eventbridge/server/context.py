@@ -148,7 +148,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise InvalidError("request body is nested too deeply") from None
+    except ValueError as exc:  # bad JSON, bad UTF-8, or an integer too long to convert
         raise InvalidError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidError("request body must be a JSON object")

@@ -417,7 +417,9 @@ async def events_page(request: web.Request) -> web.Response:
     if ctx.bus is not None:
         try:
             query = EventQuery.from_request(request)
-            before = int(q["before"]) if q.get("before", "").isdigit() else None
+            raw_before = q.get("before", "")
+            wellformed = raw_before.isascii() and raw_before.isdigit() and len(raw_before) <= 18
+            before = int(raw_before) if wellformed else None
             found, next_offset = await query.run(ctx.bus, limit=50, before=before)
         except InvalidError as exc:
             problem = str(exc)
@@ -438,7 +440,7 @@ async def events_page(request: web.Request) -> web.Response:
 
 async def event_replay(request: web.Request) -> web.StreamResponse:
     text = request.match_info["offset"]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise InvalidError(f"invalid event offset {text!r}")
     await _form(request)
     result = await api_events.replay(context(request), int(text), allowed_namespaces(request))

@@ -5,6 +5,17 @@
 * Every port answers ``/health`` with 200 ``OK`` (any method, as Argo does).
 * An unknown path gets 404 with a short JSON error; a handler that raises gets 500.
 * Port ``0`` asks the OS for a free port; :meth:`HttpRouter.bound_port` tells which one.
+* Back-pressure: with a ``pressure`` callable (the embedded bus's :meth:`SqliteBus.pressure`), a
+  request to an endpoint while it returns a reason gets **503** with ``Retry-After`` (seconds,
+  ``EVENTBRIDGE_RETRY_AFTER``, default 1) before its body is read, so a slow consumer or a slow
+  disk makes senders back off instead of growing memory.
+* A request body must arrive within ``body_timeout`` seconds (``EVENTBRIDGE_WEBHOOK_BODY_TIMEOUT``,
+  default 30): a client that never finishes its body gets **408** and its connection is closed;
+  other requests are not held up meanwhile.
+* JSON bodies may nest at most :data:`MAX_JSON_DEPTH` levels (:func:`json_depth`); a body that
+  is nested too deeply for the parser gets **400** from any endpoint, never a 500.
+* aiohttp's own limits apply to request lines and headers (8190 bytes per line or field, at most
+  128 header fields): a request over them gets 400 or 431 before any handler runs.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -63,21 +75,79 @@ def request_headers(request: web.BaseRequest) -> dict[str, list[str]]:
     return headers
 
 
+#: Deepest nesting of a JSON body that webhook-style sources accept (deeper ones get 400): far
+#: beyond real payloads, far below what would strain the engines' recursive code downstream.
+MAX_JSON_DEPTH = 512
+
+ENV_BODY_TIMEOUT = "EVENTBRIDGE_WEBHOOK_BODY_TIMEOUT"
+ENV_RETRY_AFTER = "EVENTBRIDGE_RETRY_AFTER"
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_RETRY_AFTER = 1
+
+#: Why a push-style source should refuse new events now (``None``: accept).
+Pressure = Callable[[], str | None]
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise InvalidError(f"{name}={raw!r} must be more than 0")
+    return value
+
+
+def body_timeout_from_env() -> float:
+    """Seconds a client has to send its whole body (``EVENTBRIDGE_WEBHOOK_BODY_TIMEOUT``, default 30)."""
+    return _env_number(ENV_BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
+
+
+def json_depth(value: object) -> int:
+    """How deeply a parsed JSON value nests (a scalar is 0, ``[]`` and ``{}`` are 1); iterative."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 class PayloadTooLarge(Exception):
     """The request body is larger than the endpoint's ``maxPayloadSize``."""
 
 
-async def read_body(request: web.BaseRequest, limit: int) -> bytes:
-    """The whole request body, or :class:`PayloadTooLarge` as soon as it exceeds ``limit`` bytes."""
+class BodyTimeout(Exception):
+    """The client did not send its whole body in time."""
+
+
+async def read_body(request: web.BaseRequest, limit: int, within: float | None = None) -> bytes:
+    """The whole request body, or :class:`PayloadTooLarge` as soon as it exceeds ``limit`` bytes,
+    or :class:`BodyTimeout` when it takes longer than ``within`` seconds (default: from the
+    environment, see :func:`body_timeout_from_env`)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(within if within is not None else body_timeout_from_env()):
+            async for chunk in request.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout from None
     return b"".join(chunks)
 
 
@@ -118,9 +188,23 @@ class _PortServer:
 class HttpRouter:
     """Owns the listening sockets; sources register ``(port, path) -> handler``."""
 
-    def __init__(self, host: str = "0.0.0.0", *, shutdown_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        *,
+        shutdown_timeout: float = 5.0,
+        pressure: Pressure | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        """``pressure``: see the module docstring; ``retry_after``: seconds for ``Retry-After``
+        (default ``EVENTBRIDGE_RETRY_AFTER`` or 1)."""
         self.host = host
         self.shutdown_timeout = shutdown_timeout
+        self.pressure = pressure
+        self.retry_after = (
+            retry_after if retry_after is not None else max(1, round(_env_number(ENV_RETRY_AFTER, DEFAULT_RETRY_AFTER)))
+        )
+        self.refused = 0  # requests answered 503 because of back-pressure
         self._servers: dict[int, _PortServer] = {}
         self._lock = asyncio.Lock()
 
@@ -202,7 +286,7 @@ class HttpRouter:
         holder: dict[str, _PortServer] = {}
 
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
-            return await self._dispatch(holder["server"], request)
+            return await self._dispatch(holder["server"], request, self)
 
         runner = web.ServerRunner(web.Server(handle, access_log=None), shutdown_timeout=self.shutdown_timeout)
         await runner.setup()
@@ -219,16 +303,42 @@ class HttpRouter:
         return server
 
     @staticmethod
-    async def _dispatch(server: _PortServer, request: web.BaseRequest) -> web.StreamResponse:
+    async def _dispatch(server: _PortServer, request: web.BaseRequest, router: HttpRouter) -> web.StreamResponse:
         route = server.routes.get(request.path)
         if route is None:
             if request.path == HEALTH_PATH:
                 return web.Response(text="OK")
             return json_error(404, f"no endpoint {request.path} on this port")
+        if router.pressure is not None:
+            reason = router.pressure()
+            if reason is not None:
+                router.refused += 1
+                if router.refused == 1 or router.refused % 1000 == 0:
+                    log.warning(
+                        "webhook requests refused with 503 (%d so far): %s",
+                        router.refused,
+                        reason,
+                        extra={"endpoint": request.path},
+                    )
+                return json_error(
+                    503,
+                    "too many events are waiting; retry later",
+                    headers={"Retry-After": str(router.retry_after)},
+                )
         try:
             return await route.handler(request)
+        except BodyTimeout:
+            return _body_timeout_answer()
+        except RecursionError:
+            return json_error(400, "request body is nested too deeply")
         except web.HTTPException:
             raise
         except Exception:
             log.exception("webhook handler for %s failed", request.path, extra={"endpoint": request.path})
             return json_error(500, "internal error")
+
+
+def _body_timeout_answer() -> web.Response:
+    response = json_error(408, "the request body did not arrive in time")
+    response.force_close()
+    return response

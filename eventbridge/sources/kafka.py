@@ -195,8 +195,8 @@ class KafkaSource:
 
     async def _session(self, connected: Any) -> None:
         consumer = self._consumer()
-        await consumer.start()
         try:
+            await consumer.start()  # inside the try: a consumer that failed to start is closed too
             if self.spec.consumer_group is None:
                 await self._assign_partition(consumer)
             connected()

@@ -107,7 +107,7 @@ class SourceManager:
         self.bus = bus
         self.references = references
         self.state_dir = state_dir
-        self.router = HttpRouter(host)
+        self.router = HttpRouter(host, pressure=getattr(bus, "pressure", None))  # back-pressure (SqliteBus)
         self.start_timeout = start_timeout
         self._running: dict[SourceKey, _Entry] = {}
         self._failed: dict[SourceKey, tuple[str, str]] = {}  # key -> (fingerprint, error)

@@ -16,7 +16,8 @@ Behaviour (Argo's, with the differences marked):
 
   - ``GET``: the query parameters as ``{name: [values...]}``;
   - ``Content-Type: application/x-www-form-urlencoded``: the form fields as ``{name: [values...]}``;
-  - anything else: the body parsed as JSON; an empty or invalid JSON body gives **400**.
+  - anything else: the body parsed as JSON; an empty or invalid JSON body, or one nested deeper
+    than 512 levels, gives **400**.
 
   *Difference*: ``PUT``, ``PATCH`` and ``DELETE`` endpoints read their body like ``POST``
   (Argo answers 400 "unsupported method" for them).
@@ -27,6 +28,10 @@ Behaviour (Argo's, with the differences marked):
   ``{"id": "<event id>"}`` (*difference*: Argo answers ``success`` without the id), or **503**
   with a JSON error and ``Retry-After`` if it could not be stored (*difference*: Argo answers 500).
   Every error answer is ``{"error": "..."}`` and nothing is published on any error.
+* Back-pressure and slow clients (:mod:`eventbridge.sources.http`): while too many accepted events
+  wait for the sensors (``EVENTBRIDGE_MAX_BACKLOG``) or for the disk (``EVENTBRIDGE_MAX_INFLIGHT``)
+  the endpoint answers **503** with ``Retry-After`` without reading the body; a body that does
+  not arrive within ``EVENTBRIDGE_WEBHOOK_BODY_TIMEOUT`` seconds gets **408**.
 * ``filter.expression`` (expr-lang over the event data, top-level ``-`` read as ``_``): a false
   result or an error drops the event and the caller still gets 200, with
   ``{"id": null, "filtered": true}``.
@@ -49,8 +54,11 @@ from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources.base import SOURCE_TYPES, SourceContext
 from eventbridge.sources.http import (
     MASKED_AUTH,
+    MAX_JSON_DEPTH,
+    BodyTimeout,
     PayloadTooLarge,
     canonical_header_name,
+    json_depth,
     json_error,
     read_body,
     request_headers,
@@ -127,6 +135,8 @@ class WebhookSource:
             body = await self._body(request)
         except PayloadTooLarge:
             return json_error(413, f"request body is larger than maxPayloadSize ({self.spec.max_payload_size} bytes)")
+        except BodyTimeout:
+            raise  # the router answers 408 and closes the connection
         except ValueError as exc:
             return json_error(400, str(exc))
         data: dict[str, Any] = {"header": request_headers(request), "body": body}
@@ -163,9 +173,14 @@ class WebhookSource:
         if not raw.strip():
             raise ValueError("request body is empty; send a JSON document")
         try:
-            return json.loads(raw, parse_constant=_reject_constant)
+            body = json.loads(raw, parse_constant=_reject_constant)
+        except RecursionError:
+            raise ValueError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
         except ValueError as exc:
             raise ValueError(f"request body is not valid JSON: {exc}") from exc
+        if json_depth(body) > MAX_JSON_DEPTH:
+            raise ValueError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        return body
 
     async def _read_limited(self, request: web.BaseRequest) -> bytes:
         return await read_body(request, self.spec.max_payload_size)
