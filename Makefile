@@ -35,3 +35,4 @@ test: lint
 	bash scripts/argo_cli.sh >/dev/null
 	bash scripts/k8s_binaries.sh >/dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m bench --quick  # a smoke test of the benchmarks: it must finish; timings never gate

@@ -1,0 +1,240 @@
+"""B6: a burst of events against a slow (50 ms) trigger: memory, back-pressure, loss.
+
+Pipeline: ``webhook`` source -> ``SqliteBus`` -> ``SensorManager`` -> ``http`` trigger that
+POSTs to a local server answering after 50 ms (in the worker process).
+
+* Baseline ``idle``: the same process, everything started, no load: its RSS over the same time.
+* Candidate ``burst``: ``bench.loadgen`` posts N events as fast as 64 connections allow. RSS is
+  sampled every 50 ms; "queued" = acknowledged (2xx) - triggered. After the burst the sensor
+  drains for a bounded time (the drain rate gives the time a full drain would take). Every
+  acknowledged event id is then looked up on the bus (an acknowledged event missing = lost).
+  Refusals (429/503 with Retry-After) are counted from the load generator's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bench.common import NoReferences, Row, RssSampler, fmt, free_port, median, pick, rss_bytes, run_loadgen
+from bench.payloads import push_bytes
+
+NAMESPACE = "bench"
+TRIGGER_DELAY = 0.05
+
+
+def sensor_manifest(url: str) -> dict[str, Any]:
+    return {
+        "kind": "Sensor",
+        "metadata": {"name": "slow", "namespace": NAMESPACE},
+        "spec": {
+            "dependencies": [{"name": "push", "eventSourceName": "hooks", "eventName": "push"}],
+            "triggers": [{"template": {"name": "notify", "http": {"url": url, "method": "POST"}}}],
+        },
+    }
+
+
+class B6:
+    id = "B6"
+    title = "burst against a 50 ms trigger: memory, back-pressure, loss"
+    worker_timeout = 240.0
+
+    def plan(self, quick: bool) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+        params = {"events": 3000 if quick else 50000, "drain": 2.0 if quick else 5.0}
+        return (1 if quick else 3), [("idle", params), ("burst", params)]
+
+    async def run(self, variant: str, params: dict[str, Any]) -> dict[str, Any]:
+        from eventbridge.bus.sqlite import SqliteBus
+        from eventbridge.models.eventsource import EventSource
+        from eventbridge.models.sensor import Sensor
+        from eventbridge.sensor.manager import SensorManager
+        from eventbridge.sources.manager import SourceManager
+        from eventbridge.store.sqlite import SqliteStore
+
+        fired: set[str] = set()
+
+        def record(entry: Any) -> None:
+            if entry.kind == "trigger" and entry.ok:
+                fired.update(entry.event_ids)
+
+        async def slow(request: web.Request) -> web.Response:
+            await request.read()
+            await asyncio.sleep(TRIGGER_DELAY)
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/slow", slow)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        slow_port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", slow_port).start()
+        with tempfile.TemporaryDirectory(prefix="bench-b6-") as folder:
+            bus = SqliteBus(Path(folder) / "events.db")
+            store = SqliteStore(Path(folder) / "store.db")
+            await store.start()
+            await bus.start()
+            references = NoReferences()
+            sensors = SensorManager(bus, store, references, on_record=record)
+            await sensors.apply([Sensor.model_validate(sensor_manifest(f"http://127.0.0.1:{slow_port}/slow"))])
+            sources = SourceManager(bus, references, host="127.0.0.1")
+            port = free_port()
+            await sources.apply(
+                [
+                    EventSource.model_validate(
+                        {
+                            "metadata": {"name": "hooks", "namespace": NAMESPACE},
+                            "spec": {"webhook": {"push": {"endpoint": "/push", "port": str(port), "method": "POST"}}},
+                        }
+                    )
+                ]
+            )
+            body_file = Path(folder) / "push.json"
+            body_file.write_bytes(push_bytes(5))
+            try:
+                gc.collect()
+                await asyncio.sleep(0.5)
+                idle = rss_bytes()
+                if variant == "idle":
+                    sampler = RssSampler()
+                    sampler.start()
+                    await asyncio.sleep(3.0)
+                    await sampler.stop()
+                    return {"idle_rss": idle, "peak_rss": sampler.peak, "end_rss": rss_bytes()}
+                return await self._burst(params, bus, fired, port, body_file, idle)
+            finally:
+                await sources.stop()
+                await sensors.stop()
+                await bus.stop()
+                await store.stop()
+                await runner.cleanup()
+
+    async def _burst(
+        self, params: dict[str, Any], bus: Any, fired: set[str], port: int, body_file: Path, idle: int
+    ) -> dict[str, Any]:
+        count = int(params["events"])
+        sampler = RssSampler()
+        sampler.extra = lambda: bus.head - len(fired)
+        sampler.start()
+        started = time.monotonic()
+        load = await run_loadgen(
+            {
+                "url": f"http://127.0.0.1:{port}/push",
+                "headers": {"Content-Type": "application/json"},
+                "body_file": str(body_file),
+                "mode": "count",
+                "count": count,
+                "connections": 64,
+                "records": True,
+            },
+            200,
+        )
+        burst_seconds = time.monotonic() - started
+        acked = {r[3] for r in load.pop("records") if 200 <= r[2] < 300 and r[3]}
+        after_burst = rss_bytes()
+        queued_after_burst = len(acked) - len(fired & acked)
+        drain_from = len(fired)
+        await asyncio.sleep(float(params["drain"]))
+        drained = len(fired) - drain_from
+        await sampler.stop()
+        drain_rate = drained / float(params["drain"])
+        gc.collect()
+        after_drain = rss_bytes()
+        # loss check: every acknowledged id must be on the bus
+        stored: set[str] = set()
+        offset = 0
+        while True:
+            page = await bus.list_events(after=offset, limit=5000)
+            if not page:
+                break
+            stored.update(d.event.id for d in page)
+            offset = page[-1].offset
+        lost = len(acked - stored)
+        queued_at_peak = max(sampler.peak_extra_at_peak, 1)
+        return {
+            "events": count,
+            "acknowledged": len(acked),
+            "statuses": load["statuses"],
+            "errors": load["errors"],
+            "retry_after": load["retry_after"],
+            "ingress_rps": load["rps"],
+            "burst_seconds": burst_seconds,
+            "idle_rss": idle,
+            "peak_rss": sampler.peak,
+            "after_burst_rss": after_burst,
+            "after_drain_rss": after_drain,
+            "queued_at_peak": queued_at_peak,
+            "queued_after_burst": queued_after_burst,
+            "bytes_per_queued_event": (sampler.peak - idle) / queued_at_peak,
+            "drain_rate": drain_rate,
+            "full_drain_seconds": queued_after_burst / drain_rate if drain_rate else None,
+            "lost": lost,
+        }
+
+    def summarize(self, runs: dict[str, list[dict[str, Any]]], quick: bool) -> list[Row]:
+        cand, base = runs["burst"], runs["idle"]
+        idle = median(pick(base, "idle_rss")) / 2**20
+        idle_peak = median(pick(base, "peak_rss")) / 2**20
+        peak = median(pick(cand, "peak_rss")) / 2**20
+        per_event = median(pick(cand, "bytes_per_queued_event")) / 1024
+        queued = median(pick(cand, "queued_at_peak"))
+        refused = sum(sum(n for status, n in r["statuses"].items() if status in ("429", "503")) for r in cand)
+        retry_after = sum(int(r["retry_after"]) for r in cand)
+        lost = sum(int(r["lost"]) for r in cand)
+        acked = sum(int(r["acknowledged"]) for r in cand)
+        drain = median(pick(cand, "drain_rate"))
+        full_drain = median(pick(cand, "full_drain_seconds"))
+        after = median(pick(cand, "after_drain_rss")) / 2**20
+        cand_idle = median(pick(cand, "idle_rss")) / 2**20
+        events = int(cand[0]["events"]) if cand else 0
+        back_within = after <= cand_idle * 1.10 if cand else None
+        return [
+            Row(
+                "B6",
+                f"{events:,}-event burst: RSS per queued event",
+                f"idle RSS {fmt(idle, ' MiB')} (peak {fmt(idle_peak, ' MiB')} over 3 s)",
+                f"peak {fmt(peak, ' MiB')}; {fmt(per_event, ' KiB', 2)}/event at {fmt(queued, '')} queued",
+                None,
+                "<= 10 KB per queued event",
+                None if per_event != per_event else per_event <= 10.0,
+                {
+                    "per_event_kib": [b / 1024 for b in pick(cand, "bytes_per_queued_event")],
+                    "ingress_rps": pick(cand, "ingress_rps"),
+                },
+            ),
+            Row(
+                "B6",
+                "back-pressure at the configured bound",
+                "-",
+                f"{refused} refused (429/503), {retry_after} with Retry-After, of {events * len(cand):,} sent",
+                None,
+                "429/503 + Retry-After at the bound",
+                refused > 0 and retry_after >= refused,
+                {"statuses": [r["statuses"] for r in cand]},
+            ),
+            Row(
+                "B6",
+                "acknowledged events lost",
+                "0",
+                f"{lost} of {acked:,} acknowledged",
+                None,
+                "0",
+                lost == 0 if cand else None,
+            ),
+            Row(
+                "B6",
+                "memory after draining",
+                f"idle RSS {fmt(cand_idle, ' MiB')}",
+                f"{fmt(after, ' MiB')} after the drain window; drain {fmt(drain, ' ev/s')}, "
+                f"full drain ~{fmt(full_drain, ' s', 0)}",
+                None if not cand_idle else after / cand_idle,
+                "within +10% of idle after draining",
+                back_within if full_drain is not None and full_drain == full_drain and full_drain < 1 else None,
+                {"after_drain_mib": [v / 2**20 for v in pick(cand, "after_drain_rss")]},
+            ),
+        ]
