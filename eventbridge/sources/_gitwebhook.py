@@ -103,11 +103,11 @@ class GitWebhookSource:
 
     def verify(self, request: web.BaseRequest, raw: bytes) -> None:
         """Raise :class:`Rejected` if the request is not authentic."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each git source (github, gitlab...) implements it
 
     def parse(self, request: web.BaseRequest, raw: bytes) -> list[Parsed]:
         """The events of an authentic request (raise :class:`Rejected` for a bad body)."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each git source implements it
 
     # -- lifecycle ------------------------------------------------------------------------------
 

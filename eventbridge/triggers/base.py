@@ -139,6 +139,7 @@ class TriggerAction:
         self.services = services
 
     async def execute(self, call: TriggerCall) -> TriggerOutcome:
+        """Run the trigger once (abstract: every registered trigger type implements it)."""
         raise NotImplementedError
 
     async def preview(self, call: TriggerCall) -> Any:
