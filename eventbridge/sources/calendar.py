@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -200,7 +199,8 @@ class CalendarSource:
         if self._filter is None or self._filter.accepts(data):
             await self.context.dispatch(self.event_name, data, event_id=rfc3339(fire.astimezone(UTC)))
         self.last_fire = fire
-        self._save(fire)
+        if self.catchup:  # only catch-up reads it back; the write stays off the event loop
+            await asyncio.to_thread(self._save, fire)
 
     def _load(self) -> datetime | None:
         if self.state_file is None or not self.state_file.exists():
@@ -213,14 +213,14 @@ class CalendarSource:
             return None
 
     def _save(self, fire: datetime) -> None:
+        """Record the last fire (atomic replace, no fsync: a state file that lags after a crash only
+        makes catch-up publish fires again, and the bus drops those as duplicates of their ids)."""
         if self.state_file is None:
             return
         temporary = self.state_file.with_suffix(".tmp")
         try:
             with temporary.open("w") as handle:
                 json.dump({"lastFire": rfc3339(fire.astimezone(UTC))}, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
             temporary.replace(self.state_file)
         except OSError as exc:
             log.error("failed to save calendar state %s: %s", self.state_file, exc, extra=self.labels)
