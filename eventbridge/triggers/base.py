@@ -139,8 +139,8 @@ class TriggerAction:
         self.services = services
 
     async def execute(self, call: TriggerCall) -> TriggerOutcome:
-        """Run the trigger once (abstract: every registered trigger type implements it)."""
-        raise NotImplementedError
+        """Run the trigger once."""
+        raise NotImplementedError  # abstract: every registered trigger type implements it
 
     async def preview(self, call: TriggerCall) -> Any:
         """What :meth:`execute` would create or send, fully parameterized, without doing it
