@@ -303,45 +303,19 @@ class HostExecutor:
         except _PlacementError as exc:
             _append_log(root / "log", str(exc))
             return StepResult("Error", message=str(exc))
-        if layout.shadow is not None:
+        if layout.shadow is not None or private:
+            # Inside the namespace a missing program would only show as the wrapper's exit code.
             problem = _cannot_exec(argv[0], env.get("PATH", ""), cwd)
             if problem:
                 _append_log(root / "log", problem)
                 return StepResult("Error", message=problem)
-            command = [
-                UNSHARE,
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                _SHADOW_WRAPPER,
-                "eventbridge-step",
-                str(layout.shadow),
-                layout.inner_cwd or str(cwd),
-                *layout.binds,
-                "--",
-                *argv,
-            ]
-        elif private:
-            problem = _cannot_exec(argv[0], env.get("PATH", ""), cwd)
-            if problem:
-                _append_log(root / "log", problem)
-                return StepResult("Error", message=problem)
-            command = [
-                UNSHARE,
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                _WRAPPER,
-                "eventbridge-step",
-                str(tmp),
-                *argv,
-            ]
+            in_namespace = [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c"]
+            if layout.shadow is not None:
+                wrapper_args = [_SHADOW_WRAPPER, "eventbridge-step", str(layout.shadow),
+                                layout.inner_cwd or str(cwd), *layout.binds, "--"]  # fmt: skip
+            else:
+                wrapper_args = [_WRAPPER, "eventbridge-step", str(tmp)]
+            command = [*in_namespace, *wrapper_args, *argv]
         else:
             command = argv
         log_file = (root / "log").open("wb")
