@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -81,20 +82,20 @@ async def test_missing_output_file_is_an_error(executor: HostExecutor) -> None:
 
 async def test_parallel_steps_get_private_tmp(executor: HostExecutor) -> None:
     assert executor.private_tmp, "this machine runs as root with unshare: private /tmp expected"
+    # A name no one else uses on the host (a CI clone may well sit at /tmp/x).
+    shared = f"/tmp/eventbridge-private-tmp-{uuid.uuid4().hex}"
     steps = [
         spec(
             f"n{i}",
-            ["sh", "-c", f"echo {i} > /tmp/x; sleep 0.2; cat /tmp/x"],
-            outputs=[OutputParameter("x", "/tmp/x")],
+            ["sh", "-c", f"echo {i} > {shared}; sleep 0.2; cat {shared}"],
+            outputs=[OutputParameter("x", shared)],
         )
         for i in range(4)
     ]
     results = await asyncio.gather(*(executor.run(s) for s in steps))
     assert [r.parameters["x"] for r in results] == ["0", "1", "2", "3"]
     assert [r.result for r in results] == ["0", "1", "2", "3"]
-    host_tmp = Path("/tmp/x")
-    leaked = await asyncio.to_thread(lambda: host_tmp.exists() and host_tmp.read_text().strip())
-    assert leaked not in {"0", "1", "2", "3"}
+    assert not await asyncio.to_thread(Path(shared).exists)  # nothing reached the host's /tmp
 
 
 async def test_shared_tmp_refuses_parallel_writers_of_one_path(tmp_path: Path) -> None:
