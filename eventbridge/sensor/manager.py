@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,7 +46,7 @@ from croniter import croniter
 from pydantic import ValidationError
 
 from eventbridge.bus.base import Bus, Delivery, Subscription
-from eventbridge.errors import EventBridgeError, PermanentError, TemporaryError
+from eventbridge.errors import EventBridgeError, InvalidError, PermanentError, TemporaryError
 from eventbridge.events import Event, format_time
 from eventbridge.models.base import References
 from eventbridge.models.sensor import Sensor, Trigger, TriggerParameter, TriggerTemplate
@@ -65,6 +66,23 @@ from eventbridge.triggers.base import (
 )
 
 log = logging.getLogger(__name__)
+
+ENV_CONCURRENCY = "EVENTBRIDGE_SENSOR_CONCURRENCY"
+DEFAULT_CONCURRENCY = 64
+
+
+def firing_concurrency(env: Mapping[str, str] | None = None) -> int:
+    """How many events' firings one sensor runs at once (``$EVENTBRIDGE_SENSOR_CONCURRENCY``, default 64)."""
+    text = (os.environ if env is None else env).get(ENV_CONCURRENCY, "").strip()
+    if not text:
+        return DEFAULT_CONCURRENCY
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidError(f"{ENV_CONCURRENCY}={text!r}: expected a whole number of at least 1")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +186,17 @@ class _Debounce:
 
 
 @dataclass(slots=True)
+class _Firing:
+    """A trigger execution decided under the sensor lock and run outside it."""
+
+    runtime: _TriggerRuntime
+    events: dict[str, Event]
+    deliveries: list[Delivery]  # each carries one hold, released once the firing ran
+    entry: dict[str, Any]  # the event's trace entry for this trigger, completed with the outcome
+    durable_id: int | None = None  # the row in the pending store's firing table, if any
+
+
+@dataclass(slots=True)
 class _TriggerRuntime:
     plan: TriggerPlan
     action: TriggerAction | None
@@ -193,6 +222,7 @@ class _SensorRunner:
         from_start: bool,
         state: PendingStore | None,
         traces: TraceLog,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.sensor = sensor
         self.key = f"{sensor.namespace}/{sensor.name}"
@@ -209,6 +239,7 @@ class _SensorRunner:
         self._background: set[asyncio.Task[None]] = set()
         self._holds: dict[int, int] = {}
         self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(concurrency)
         self._extra = {"sensorName": sensor.name, "namespace": sensor.namespace}
         self._triggers = [self._runtime(trigger) for trigger in sensor.spec.triggers]
 
@@ -280,6 +311,21 @@ class _SensorRunner:
                     ", ".join(sorted(runtime.pending)),
                     extra=self._extra,
                 )
+        by_name = {runtime.plan.name: runtime for runtime in self._triggers}
+        for firing_id, name, events in self._state.firings(self.key):
+            owner = by_name.get(name)
+            if owner is None:
+                self._state.finish_firing(firing_id)
+                continue
+            log.info("sensor %s trigger %s: resuming a firing cut short by a stop (events %s)", self.key, name,
+                     ", ".join(sorted(event.id for event in events.values())), extra=self._extra)  # fmt: skip
+            entry: dict[str, Any] = {"name": name, "conditions": owner.plan.expression, "state": {}}
+            firing = _Firing(owner, events, [], entry, firing_id)
+            self._spawn(self._resume(firing), f"sensor {self.key} resumed firing")
+
+    async def _resume(self, firing: _Firing) -> None:
+        await self._run_firing(firing)
+        self._trace({"kind": "firing", "triggers": [firing.entry]})
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coroutine, name=name)
@@ -312,7 +358,7 @@ class _SensorRunner:
         async for delivery in self._subscription:
             try:
                 async with self._lock:
-                    await self._handle(delivery)
+                    trace, firings = await self._handle(delivery)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -320,6 +366,31 @@ class _SensorRunner:
                               self.key, delivery.event.id, extra=self._extra)  # fmt: skip
                 self._holds.pop(delivery.offset, None)
                 await self._subscription.ack(delivery)
+                continue
+            if trace is not None:
+                self._trace(trace)  # its "firing" entries are completed in place when the firings ran
+            if firings:
+                await self._slots.acquire()  # back-pressure: at most `concurrency` events' firings in flight
+                self._spawn(self._complete(firings), f"sensor {self.key} firing")
+
+    async def _complete(self, firings: list[_Firing]) -> None:
+        """Run the firings one event caused, concurrently."""
+        try:
+            if len(firings) == 1:
+                await self._run_firing(firings[0])
+            else:
+                await asyncio.gather(*(self._run_firing(firing) for firing in firings))
+        finally:
+            self._slots.release()
+
+    async def _run_firing(self, firing: _Firing) -> None:
+        # Cancellation (stop, reload) propagates past the releases: the deliveries stay
+        # unacknowledged and a durable firing stays stored, so the firing runs again later.
+        firing.entry.update(await self._fire(firing.runtime, firing.events))
+        if firing.durable_id is not None and self._state is not None:
+            self._state.finish_firing(firing.durable_id)
+        for delivery in firing.deliveries:
+            await self._release(delivery)
 
     # -- acknowledgements ------------------------------------------------------------------
 
@@ -351,13 +422,17 @@ class _SensorRunner:
         trace.setdefault("time", format_time(datetime.now(UTC)))
         self._traces.record(self.sensor.namespace, self.sensor.name, trace)
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _handle(self, delivery: Delivery) -> tuple[dict[str, Any] | None, list[_Firing]]:
+        """Match one event and decide its firings (under the lock); the caller runs them.
+
+        Returns the event's trace (None when no dependency subscribes to it) and the firings."""
         event = delivery.event
+        firings: list[_Firing] = []
         self._hold(delivery)
         try:
             decisions = match_dependencies(self.sensor, event)
             if not decisions:
-                return
+                return None, firings
             passed: dict[str, Event] = {}
             extra = {**self._extra, "eventSourceName": event.source, "eventName": event.subject}
             for decision in decisions:
@@ -383,8 +458,8 @@ class _SensorRunner:
             for runtime in self._triggers:
                 if not runtime.plan.dependencies & considered:
                     continue
-                trace["triggers"] += await self._offer(runtime, passed, delivery)
-            self._trace(trace)
+                trace["triggers"] += await self._offer(runtime, passed, delivery, firings)
+            return trace, firings
         finally:
             await self._release(delivery)
 
@@ -393,7 +468,7 @@ class _SensorRunner:
         return {name: (runtime.pending[name].event.id if name in runtime.pending else None) for name in names}
 
     async def _offer(
-        self, runtime: _TriggerRuntime, passed: dict[str, Event], delivery: Delivery
+        self, runtime: _TriggerRuntime, passed: dict[str, Event], delivery: Delivery, firings: list[_Firing]
     ) -> list[dict[str, Any]]:
         plan = runtime.plan
         base = {"name": plan.name, "conditions": plan.expression}
@@ -404,11 +479,13 @@ class _SensorRunner:
             return [{**base, "status": "skipped", "result": "no dependency of this trigger passed its filters",
                      "state": self._state_of(runtime)}]  # fmt: skip
         pending_events = {name: held.event for name, held in runtime.pending.items()}
-        firings, replaced = offer(plan, pending_events, passed)
+        ready, replaced = offer(plan, pending_events, passed)
         entries: list[dict[str, Any]] = []
         if plan.immediate:
-            for firing in firings:
-                entries.append({**base, "state": {}, **await self._dispatch(runtime, firing, [delivery])})
+            for events in ready:
+                entry: dict[str, Any] = {**base, "state": {}}
+                await self._dispatch(runtime, events, [delivery], entry, firings)
+                entries.append(entry)
             return entries
         # held-state bookkeeping for && conditions
         for name in relevant:
@@ -423,32 +500,38 @@ class _SensorRunner:
                 await self._release(older.delivery)
         if replaced:
             log.debug("sensor %s trigger %s: replaced held events of %s", self.key, plan.name, ", ".join(replaced))
-        if not firings:
+        if not ready:
             waiting = plan.waiting_for(set(runtime.pending))
             return [{**base, "status": "waiting", "result": "waiting for " + ", ".join(waiting),
                      "state": self._state_of(runtime)}]  # fmt: skip
-        state = self._state_of(runtime)
+        entry = {**base, "state": self._state_of(runtime)}
         held = list(runtime.pending.values())
         runtime.pending.clear()
-        if self._state is not None:
-            self._state.clear(self.key, plan.name)
-        deliveries = [item.delivery for item in held if item.delivery is not None]
-        try:
-            entry = await self._dispatch(runtime, firings[0], deliveries)
-        finally:
-            for item in held:
-                await self._release(item.delivery)
-        return [{**base, "state": state, **entry}]
+        durable_id = self._state.begin_firing(self.key, plan.name, ready[0]) if self._state is not None else None
+        await self._dispatch(runtime, ready[0], [h.delivery for h in held if h.delivery], entry, firings, durable_id)
+        for item in held:
+            await self._release(item.delivery)
+        return [entry]
 
     async def _dispatch(
-        self, runtime: _TriggerRuntime, events: dict[str, Event], deliveries: list[Delivery]
-    ) -> dict[str, Any]:
-        """Fire now, or hand the firing to the debounce window."""
-        debounce = runtime.debounce
-        if debounce is None:
-            return await self._fire(runtime, events)
+        self,
+        runtime: _TriggerRuntime,
+        events: dict[str, Event],
+        deliveries: list[Delivery],
+        entry: dict[str, Any],
+        firings: list[_Firing],
+        durable_id: int | None = None,
+    ) -> None:
+        """Queue a firing (it holds ``deliveries`` until it ran), or hand it to the debounce window."""
         for delivery in deliveries:
             self._hold(delivery)
+        debounce = runtime.debounce
+        if debounce is None:
+            entry["status"] = "firing"
+            firings.append(_Firing(runtime, dict(events), list(deliveries), entry, durable_id))
+            return
+        if durable_id is not None and self._state is not None:
+            self._state.finish_firing(durable_id)  # the debounce window owns it now (in memory, like Argo)
         previous = debounce.deliveries
         debounce.events = dict(events)
         debounce.deliveries = list(deliveries)
@@ -461,11 +544,11 @@ class _SensorRunner:
             debounce.coalesced += 1
         for delivery in previous:
             await self._release(delivery)
-        return {
+        entry.update({
             "status": "debounced",
             "result": f"coalesced into the firing at the end of the {debounce.window:g}s window",
             "events": sorted(event.id for event in events.values()),
-        }
+        })  # fmt: skip
 
     async def _debounced(self, runtime: _TriggerRuntime) -> None:
         debounce = runtime.debounce
@@ -475,14 +558,11 @@ class _SensorRunner:
             events, deliveries = debounce.events or {}, debounce.deliveries
             coalesced = debounce.coalesced
             debounce.events, debounce.deliveries, debounce.task = None, [], None
-        try:
-            entry = await self._fire(runtime, events)
-            entry["result"] = f"{entry['result']} (debounced; {coalesced} earlier firing(s) coalesced)"
-            self._trace({"kind": "firing", "triggers": [{"name": runtime.plan.name, **entry}]})
-        finally:
-            async with self._lock:
-                for delivery in deliveries:
-                    await self._release(delivery)
+        entry = await self._fire(runtime, events)  # cancelled: the deliveries stay unacknowledged
+        entry["result"] = f"{entry['result']} (debounced; {coalesced} earlier firing(s) coalesced)"
+        self._trace({"kind": "firing", "triggers": [{"name": runtime.plan.name, **entry}]})
+        for delivery in deliveries:
+            await self._release(delivery)
 
     async def _reset_loop(self, runtime: _TriggerRuntime, schedule: ResetSchedule) -> None:
         while True:
@@ -583,7 +663,8 @@ class SensorManager:
     ones stop. ``group_prefix`` and ``from_start`` exist for replays and tests: a new group with
     ``from_start=True`` reads every retained event again. ``state_path`` makes the held events of
     ``&&`` conditions durable (SQLite). ``workflow_ops`` serves ``argoWorkflow`` operations other
-    than submit. ``trace_log`` keeps the traces (a default one is made).
+    than submit. ``trace_log`` keeps the traces (a default one is made). ``concurrency`` bounds the
+    events whose firings one sensor runs at once (default :func:`firing_concurrency`).
     """
 
     def __init__(
@@ -598,6 +679,7 @@ class SensorManager:
         state_path: Path | None = None,
         trace_log: TraceLog | None = None,
         workflow_ops: WorkflowOperations | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self._bus = bus
         self._services = TriggerServices(store=store, references=references, workflow_ops=workflow_ops)
@@ -609,6 +691,7 @@ class SensorManager:
         self.trace_log = trace_log if trace_log is not None else TraceLog()
         self._runners: dict[str, _SensorRunner] = {}
         self._lock = asyncio.Lock()
+        self._concurrency = firing_concurrency() if concurrency is None else concurrency
 
     @property
     def sensors(self) -> list[str]:
@@ -646,6 +729,7 @@ class SensorManager:
                     self._from_start,
                     self._state,
                     self.trace_log,
+                    self._concurrency,
                 )
                 await runner.start()
                 self._runners[key] = runner
@@ -671,6 +755,7 @@ __all__ = [
     "SensorManager",
     "SensorRecord",
     "fingerprint",
+    "firing_concurrency",
     "group_name",
     "make_call",
     "next_tick",

@@ -5,8 +5,11 @@ A small SQLite table (WAL, ``synchronous=NORMAL``, one connection, calls seriali
     pending(sensor, trigger, dependency, event JSON, stored_at) primary key (sensor, trigger, dependency)
 
 The sensor engine stores a held event here *before* it acknowledges it on the bus, and deletes
-the rows of a trigger when it fires or its conditions are reset. After a restart the engine loads
-the rows back, so a half-met condition survives without replaying later events.
+the rows of a trigger when its conditions are reset. When the conditions hold, the held rows move
+in one transaction to a second table, ``firing(id, sensor, trigger, events JSON)``, and that row is
+deleted only after the trigger ran. After a restart the engine loads both back: a half-met condition
+survives without replaying later events, and a firing cut short by a crash runs again (the
+``argoWorkflow`` trigger recognises a repeated firing by its key and creates nothing twice).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ CREATE TABLE IF NOT EXISTS pending (
     event TEXT NOT NULL,
     stored_at REAL NOT NULL,
     PRIMARY KEY (sensor, trigger, dependency)
+);
+CREATE TABLE IF NOT EXISTS firing (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sensor TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    events TEXT NOT NULL
 )
 """
 
@@ -53,7 +62,7 @@ class PendingStore:
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
             self._db.commit()
 
     def close(self) -> None:
@@ -86,7 +95,9 @@ class PendingStore:
             self._db.commit()
 
     def clear(self, sensor: str, trigger: str | None = None, *, before: float | None = None) -> int:
-        """Delete a sensor's rows (one trigger's, and only those stored before ``before``)."""
+        """Delete a sensor's held rows (one trigger's, and only those stored before ``before``).
+
+        Without ``trigger`` and ``before`` (the sensor was removed) its unfinished firings go too."""
         query = "DELETE FROM pending WHERE sensor = ?"
         args: list[object] = [sensor]
         if trigger is not None:
@@ -97,8 +108,45 @@ class PendingStore:
             args.append(before)
         with self._lock:
             deleted = self._db.execute(query, args).rowcount
+            if trigger is None and before is None:
+                self._db.execute("DELETE FROM firing WHERE sensor = ?", (sensor,))
             self._db.commit()
         return int(deleted)
+
+    def begin_firing(self, sensor: str, trigger: str, events: dict[str, Event]) -> int:
+        """Move a trigger's held rows into one durable firing of ``events``; returns its id."""
+        payload = json.dumps(
+            {name: _serializable(event) for name, event in events.items()}, separators=(",", ":"), default=str
+        )
+        with self._lock:
+            self._db.execute("DELETE FROM pending WHERE sensor = ? AND trigger = ?", (sensor, trigger))
+            cursor = self._db.execute(
+                "INSERT INTO firing (sensor, trigger, events) VALUES (?, ?, ?)", (sensor, trigger, payload)
+            )
+            self._db.commit()
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
+
+    def finish_firing(self, firing_id: int) -> None:
+        """Forget a firing once its trigger ran (succeeded, or failed after retries and dlqTrigger)."""
+        with self._lock:
+            self._db.execute("DELETE FROM firing WHERE id = ?", (firing_id,))
+            self._db.commit()
+
+    def firings(self, sensor: str) -> list[tuple[int, str, dict[str, Event]]]:
+        """Unfinished firings of a sensor, oldest first: ``(id, trigger, {dependency: event})``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, trigger, events FROM firing WHERE sensor = ? ORDER BY id", (sensor,)
+            ).fetchall()
+        out: list[tuple[int, str, dict[str, Event]]] = []
+        for firing_id, trigger, raw in rows:
+            try:
+                events = {name: Event.from_cloudevent(doc) for name, doc in json.loads(raw).items()}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            out.append((int(firing_id), str(trigger), events))
+        return out
 
     def retain(self, sensor: str, keep: dict[str, frozenset[str]]) -> None:
         """Drop rows of triggers or dependencies a changed sensor no longer has."""
@@ -110,6 +158,11 @@ class PendingStore:
                         "DELETE FROM pending WHERE sensor = ? AND trigger = ? AND dependency = ?",
                         (sensor, trigger, dependency),
                     )
+            for firing_id, trigger in self._db.execute(
+                "SELECT id, trigger FROM firing WHERE sensor = ?", (sensor,)
+            ).fetchall():
+                if trigger not in keep:
+                    self._db.execute("DELETE FROM firing WHERE id = ?", (firing_id,))
             self._db.commit()
 
 
