@@ -14,7 +14,7 @@ import contextlib
 import click
 
 from eventbridge import __version__
-from eventbridge.cli import cluster, local, templates, workflows
+from eventbridge.cli import cluster, completion, local, templates, workflows
 from eventbridge.cli.common import setup_logging
 
 
@@ -43,6 +43,7 @@ for _command in [
     *cluster.COMMANDS,
 ]:
     cli.add_command(_command)
+completion.register(cli)  # `eventbridge completion SHELL`, and NAME arguments complete from the server
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import ValidationError
 
+from eventbridge import tracing
 from eventbridge.bus.base import Bus, Delivery, Subscription
 from eventbridge.errors import EventBridgeError, InvalidError, PermanentError, TemporaryError
 from eventbridge.events import Event, format_time
@@ -624,7 +625,8 @@ class _SensorRunner:
             delay = 0.0
             try:
                 await limiter.wait()
-                outcome = await action.execute(make_call(self.sensor, trigger, events))
+                with tracing.trigger_span(self.sensor, trigger, events):
+                    outcome = await action.execute(make_call(self.sensor, trigger, events))
             except PermanentError as err:
                 last_error = str(err)
                 log.error("sensor %s trigger %s failed permanently for events %s: %s",

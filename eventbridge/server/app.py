@@ -106,7 +106,8 @@ async def userinfo(request: web.Request) -> web.Response:
     """argo-server's GetUserInfoResponse; ``subject`` is the token's name when auth is on."""
     who = request.get(auth.PRINCIPAL_KEY)
     subject = who.name if isinstance(who, auth.Principal) else ""
-    return web.json_response({"issuer": "eventbridge" if subject else "", "subject": subject, "groups": []})
+    groups = list(who.groups) if isinstance(who, auth.Principal) else []
+    return web.json_response({"issuer": "eventbridge" if subject else "", "subject": subject, "groups": groups})
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -210,16 +211,23 @@ async def _closing(app: web.Application) -> None:
     app[CLOSING].set()
 
 
-def build_app(context_: ApiContext) -> web.Application:
-    """The application; the runtime adds it to its HTTP server."""
+def build_app(context_: ApiContext, authenticator: auth.Authenticator | None = None) -> web.Application:
+    """The application; the runtime adds it to its HTTP server.
+
+    ``authenticator`` (e.g. :class:`eventbridge.server.auth_kube.KubeAuth` in cluster mode) replaces
+    ``context_.auth`` (the embedded token list) when given.
+    """
     middlewares: list[Any] = [errors_middleware]
-    if context_.auth is not None:
-        middlewares.append(auth.middleware(context_.auth, render_error))
+    authenticator = authenticator if authenticator is not None else context_.auth
+    if authenticator is not None:
+        middlewares.append(auth.middleware(authenticator, render_error))
     if context_.ui:
         middlewares.append(ui.csrf_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=context_.max_body_bytes)
     app[CONTEXT] = context_
     app[CLOSING] = asyncio.Event()
+    if authenticator is not None:
+        app[auth.AUTHENTICATOR] = authenticator
     app.on_shutdown.append(_closing)
     router = app.router
     router.add_get("/api/v1/version", version)

@@ -13,6 +13,9 @@ such as ClusterWorkflowTemplates can then be read but not changed). Lines starti
 are comments. The server accepts ``Authorization: Bearer <token>`` (or the bare token, as the argo
 CLI may send it) and, for the browser, the ``authorization`` cookie set by ``/login``.
 Missing or unknown token: 401; not allowed: 403. Tokens are never logged.
+
+The middleware works with any :class:`Authenticator`: :class:`Auth` (the token list above) or, in
+cluster mode, :class:`eventbridge.server.auth_kube.KubeAuth` (TokenReview + SubjectAccessReview).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
@@ -42,6 +46,7 @@ class Principal:
     name: str
     write: bool = True
     namespaces: frozenset[str] | None = None  # None: every namespace
+    groups: tuple[str, ...] = ()  # the identity's groups (cluster mode; shown by /api/v1/userinfo)
 
     def may_write_in(self, namespace: str | None) -> bool:
         if not self.write:
@@ -58,8 +63,24 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+class AuthUnavailableError(Exception):
+    """The authenticator could not decide (its back-end failed); the request gets 503."""
+
+
+class Authenticator(Protocol):
+    """What the auth middleware needs: who a token is, and whether they may make a request."""
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """The token's principal; None for an unknown token (401). May raise AuthUnavailableError."""
+        ...
+
+    async def authorize(self, principal: Principal, request: web.Request) -> str | None:
+        """None when ``principal`` may make ``request``; else why not (403). May raise AuthUnavailableError."""
+        ...
+
+
 class Auth:
-    """A set of tokens (kept as SHA-256 digests) and what each may do."""
+    """A set of tokens (kept as SHA-256 digests) and what each may do (an :class:`Authenticator`)."""
 
     def __init__(self, entries: Mapping[str, Principal]) -> None:
         self._by_digest = {_digest(token): who for token, who in entries.items()}
@@ -74,6 +95,21 @@ class Auth:
             if hmac.compare_digest(digest, wanted):
                 found = who
         return found
+
+    async def authenticate(self, token: str) -> Principal | None:
+        return self.check(token)
+
+    async def authorize(self, principal: Principal, request: web.Request) -> str | None:
+        """Read tokens may read (and lint); write tokens may change; ``namespaces=`` confines both."""
+        namespace = request_namespace(request)
+        if _is_read(request):
+            if not principal.may_read_in(namespace):
+                return f"{principal.name} may not read namespace {namespace!r}"
+        elif not principal.may_write_in(namespace):
+            where = f"namespace {namespace!r}" if namespace else "cluster-scoped objects"
+            what = "is read-only" if not principal.write else f"may not change {where}"
+            return f"{principal.name} {what}"
+        return None
 
     @classmethod
     def parse(cls, lines: Iterable[str], origin: str = "tokens") -> Auth:
@@ -127,6 +163,11 @@ def request_token(request: web.Request) -> str:
     return header
 
 
+def request_namespace(request: web.Request) -> str | None:
+    """The namespace a request is about: the ``{namespace}`` path part, else ``?namespace=``; None: none/all."""
+    return request.match_info.get("namespace") or request.query.get("namespace") or None
+
+
 def _is_public(path: str) -> bool:
     return any(path == p.rstrip("/") or path.startswith(p) for p in PUBLIC_PREFIXES)
 
@@ -138,10 +179,14 @@ def _is_read(request: web.Request) -> bool:
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 
+#: The application's authenticator (set by build_app when auth is on), e.g. for the login page.
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator", Authenticator)
+
+
 def middleware(
-    auth: Auth, denied: Callable[[web.Request, int, str], web.StreamResponse]
+    auth: Authenticator, denied: Callable[[web.Request, int, str], web.StreamResponse]
 ) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]]:
-    """An aiohttp middleware enforcing ``auth``; ``denied`` renders 401/403 answers."""
+    """An aiohttp middleware enforcing ``auth``; ``denied`` renders 401/403 (and 503) answers."""
 
     @web.middleware
     async def check(
@@ -150,17 +195,15 @@ def middleware(
         if _is_public(request.path):
             return await handler(request)
         token = request_token(request)
-        who = auth.check(token) if token else None
-        if who is None:
-            return denied(request, 401, "a valid bearer token is required (Authorization: Bearer <token>)")
-        namespace = request.match_info.get("namespace") or request.query.get("namespace") or None
-        if _is_read(request):
-            if not who.may_read_in(namespace):
-                return denied(request, 403, f"{who.name} may not read namespace {namespace!r}")
-        elif not who.may_write_in(namespace):
-            where = f"namespace {namespace!r}" if namespace else "cluster-scoped objects"
-            what = "is read-only" if not who.write else f"may not change {where}"
-            return denied(request, 403, f"{who.name} {what}")
+        try:
+            who = await auth.authenticate(token) if token else None
+            if who is None:
+                return denied(request, 401, "a valid bearer token is required (Authorization: Bearer <token>)")
+            problem = await auth.authorize(who, request)
+        except AuthUnavailableError as exc:
+            return denied(request, 503, str(exc))
+        if problem is not None:
+            return denied(request, 403, problem)
         request[PRINCIPAL_KEY] = who
         return await handler(request)
 

@@ -88,7 +88,7 @@ def render(request: web.Request, template: str, *, status: int = 200, **values: 
     html = ENV.get_template(template).render(
         request=request,
         user=who.name if isinstance(who, auth.Principal) else "",
-        auth_enabled=context(request).auth is not None,
+        auth_enabled=auth.AUTHENTICATOR in request.app,
         **values,
     )
     return web.Response(text=html, content_type="text/html", status=status)
@@ -459,11 +459,18 @@ def _safe_next(value: str) -> str:
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    ctx = context(request)
     form = await _form(request)
     token = form.get("token", "").strip()
     target = _safe_next(form.get("next", ""))
-    if ctx.auth is None or ctx.auth.check(token) is None:
+    authenticator = request.app.get(auth.AUTHENTICATOR)
+    try:
+        who = await authenticator.authenticate(token) if authenticator is not None and token else None
+    except auth.AuthUnavailableError:
+        return render(
+            request, "login.html", status=503, title="Log in", next=target,
+            problem="Tokens cannot be checked right now; try again shortly.",
+        )  # fmt: skip
+    if who is None:
         return render(
             request, "login.html", status=401, title="Log in", next=target, problem="That token is not valid."
         )

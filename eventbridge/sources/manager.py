@@ -5,6 +5,8 @@ restart, events that disappeared stop. Each event (``spec.<type>.<event name>``)
 :class:`~eventbridge.sources.base.Source`; one that fails to start is logged, kept in
 :meth:`SourceManager.status` with its error, retried on the next ``apply``, and never stops the others.
 ``argo_events_event_service_running_total`` counts the running events of each EventSource.
+With tracing on (:mod:`eventbridge.tracing`), each publish is a source span and the event carries
+its ``traceparent``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import eventbridge.sources as sources_package
-from eventbridge import metrics
-from eventbridge.bus.base import Bus
+from eventbridge import metrics, tracing
+from eventbridge.bus.base import Bus, Subscription
+from eventbridge.events import Event
 from eventbridge.models.base import ArgoModel, References
 from eventbridge.models.eventsource import EventSource
 from eventbridge.sources.base import SOURCE_TYPES, BusDispatch, Source, SourceContext
@@ -87,6 +90,29 @@ class _Wanted:
     fingerprint: str
 
 
+class _TracedBus:
+    """The bus as sources see it: with tracing on, each publish is a source span and the event
+    carries the span's ``traceparent`` extension attribute; otherwise it is the bus itself."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    async def start(self) -> None:
+        await self._bus.start()
+
+    async def stop(self) -> None:
+        await self._bus.stop()
+
+    async def publish(self, event: Event) -> bool:
+        if not tracing.enabled():
+            return await self._bus.publish(event)
+        with tracing.publish_span(event) as traced:
+            return await self._bus.publish(traced)
+
+    def subscribe(self, group: str, *, from_start: bool = False) -> Subscription:
+        return self._bus.subscribe(group, from_start=from_start)
+
+
 def _fingerprint(eventsource: EventSource, spec: Any) -> str:
     dumped = spec.dump() if isinstance(spec, ArgoModel) else spec
     return json.dumps([eventsource.spec.event_bus_name, dumped], sort_keys=True, default=str)
@@ -105,6 +131,7 @@ class SourceManager:
         state_dir: Path | None = None,
     ) -> None:
         self.bus = bus
+        self._publish_bus = _TracedBus(bus)
         self.references = references
         self.state_dir = state_dir
         self.router = HttpRouter(host, pressure=getattr(bus, "pressure", None))  # back-pressure (SqliteBus)
@@ -183,7 +210,7 @@ class SourceManager:
                 eventsource=target.eventsource,
                 type_key=key.type_key,
                 references=self.references,
-                dispatch=BusDispatch(self.bus, target.eventsource, key.type_key),
+                dispatch=BusDispatch(self._publish_bus, target.eventsource, key.type_key),
                 router=self.router,
                 state_dir=self.state_dir,
             )

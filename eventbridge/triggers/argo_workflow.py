@@ -26,7 +26,9 @@ The other operations act on the workflow (or template) named by the parameterize
 * ``resubmit``, ``retry``, ``suspend``, ``resume``, ``stop``, ``terminate`` on a Workflow.
 * ``args`` (extra ``argo`` CLI flags) have no meaning without the CLI and are ignored (lint warns).
 
-``policy.k8s.labels`` is applied to created workflows (see :mod:`._policy`).
+``policy.k8s.labels`` is applied to created workflows (see :mod:`._policy`). A created Workflow
+carries the W3C trace context in the annotation ``eventbridge.io/traceparent``: the trigger span's
+when tracing is on, else the ``traceparent`` extension of the events (see :mod:`eventbridge.tracing`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import json
 import time
 from typing import Any
 
+from eventbridge import tracing
 from eventbridge.errors import AlreadyExistsError, InvalidError, NotFoundError, PermanentError, TemporaryError
 from eventbridge.triggers._policy import apply_k8s_policy
 from eventbridge.triggers._source import load_source
@@ -115,6 +118,9 @@ class ArgoWorkflowTrigger(TriggerAction):
         annotations = dict(metadata.get("annotations") or {})
         annotations[ANNOTATION_KEY] = key
         annotations[ANNOTATION_EVENT_IDS] = json.dumps(call.event_ids, separators=(",", ":"))
+        traceparent = tracing.current_traceparent() or tracing.event_traceparent(call.events)
+        if traceparent:
+            annotations[tracing.ANNOTATION_TRACEPARENT] = traceparent
         new_metadata = {k: v for k, v in metadata.items() if k != "generateName"}
         new_metadata.update(name=name, namespace=namespace, labels=labels, annotations=annotations)
         resource["metadata"] = new_metadata
