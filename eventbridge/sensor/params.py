@@ -23,7 +23,7 @@ instead of as a string.
 from __future__ import annotations
 
 import base64
-import copy
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -35,6 +35,7 @@ from eventbridge.errors import ExprError, PermanentError
 from eventbridge.events import Event
 from eventbridge.expr.gotemplate import render_input
 from eventbridge.expr.paths import compact_json, go_string, go_type, lookup, value_text
+from eventbridge.jsontree import clone
 from eventbridge.models.sensor import TriggerParameter, TriggerParameterSource
 
 log = logging.getLogger(__name__)
@@ -160,8 +161,11 @@ class _Part:
 MAX_ARRAY_PADDING = 10_000
 
 
-def split_path(path: str) -> list[_Part]:
-    """Split an sjson path on unescaped dots; ``\\.`` and ``\\:`` are literal, ``:`` forces a key."""
+@functools.lru_cache(maxsize=1024)
+def split_path(path: str) -> tuple[_Part, ...]:
+    """Split an sjson path on unescaped dots; ``\\.`` and ``\\:`` are literal, ``:`` forces a key.
+
+    Cached: dest paths come from manifests, so a few distinct ones are split again and again."""
     if path == "":
         raise PermanentError("parameter dest is empty: give a path such as spec.arguments.parameters.0.value")
     parts: list[_Part] = []
@@ -183,7 +187,7 @@ def split_path(path: str) -> list[_Part]:
             current.append(char)
         position += 1
     parts.append(_Part("".join(current), forced))
-    return parts
+    return tuple(parts)
 
 
 def get_path(document: Any, path: str) -> tuple[bool, Any]:
@@ -264,7 +268,7 @@ def apply_params(
     events: Mapping[str, Event],
 ) -> Any:
     """Return a copy of ``document`` with every parameter applied in order (Argo's ApplyParams)."""
-    result = copy.deepcopy(document)
+    result = clone(document)
     for parameter in parameters or []:
         if parameter.src is None:
             raise PermanentError(f"parameter for {parameter.dest!r} has no src")

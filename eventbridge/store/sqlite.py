@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError
+from eventbridge.jsontree import clone
 from eventbridge.store.base import Object, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ class SqliteStore:
             conn.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name))
             deleted: Object = json.loads(row[0])
             return deleted
-        obj = json.loads(json.dumps(obj))  # a private deep copy that is plain JSON
+        obj = clone(obj)  # a private deep copy
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise InvalidError("metadata must be an object")

@@ -15,7 +15,6 @@ URL that cannot be reached right now (:class:`TemporaryError`).
 from __future__ import annotations
 
 import asyncio
-import copy
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ import yaml
 from yarl import URL
 
 from eventbridge.errors import EventBridgeError, PermanentError, TemporaryError
+from eventbridge.jsontree import clone
 from eventbridge.models.base import References
 from eventbridge.models.sensor import ArtifactLocation
 
@@ -79,7 +79,8 @@ async def load_source(
     if location is None:
         raise PermanentError(f"{what}: source is required")
     if location.resource is not None:
-        return copy.deepcopy(location.resource)
+        resource: dict[str, Any] = clone(location.resource)
+        return resource
     if location.inline is not None:
         return _parse(location.inline, f"{what}: source.inline")
     if location.file is not None:

@@ -41,6 +41,7 @@ MAX_REDIRECTS = 5
 @TRIGGERS.register("http")
 class HttpTrigger(TriggerAction):
     key = "http"
+    _session: aiohttp.ClientSession | None = None
 
     def _spec(self, call: TriggerCall) -> HTTPTrigger:
         spec = call.template.http
@@ -121,23 +122,50 @@ class HttpTrigger(TriggerAction):
         tls: ssl.SSLContext | bool,
         client_timeout: aiohttp.ClientTimeout,
     ) -> int:
-        host = urlsplit(url).hostname
-        current = url
+        if self._session is None or self._session.closed:
+            # One session per trigger: its connections are kept alive and reused between firings.
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         try:
-            async with aiohttp.ClientSession(timeout=client_timeout) as session:
-                for _hop in range(MAX_REDIRECTS + 1):
-                    async with session.request(
-                        method, current, headers=headers, data=body, ssl=tls, allow_redirects=False
-                    ) as response:
-                        await response.read()
-                        if response.status not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
-                            return response.status
-                        following = str(response.url.join(URL(response.headers["Location"])))
-                        if urlsplit(following).hostname != host:
-                            raise PermanentError(f"{method} {url}: redirect to another host refused")
-                        current = following
-                        if response.status == 303:
-                            method, body = "GET", b""
-                raise PermanentError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
+            return await self._request(self._session, method, url, headers, body, tls, client_timeout)
+        except aiohttp.ServerDisconnectedError:
+            # A kept-alive connection the server had closed: once more, on a fresh connection.
+            pass
         except (aiohttp.ClientError, TimeoutError) as err:
             raise TemporaryError(f"{method} {url}: {type(err).__name__}: {err}", 1.0) from None
+        try:
+            return await self._request(self._session, method, url, headers, body, tls, client_timeout)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise TemporaryError(f"{method} {url}: {type(err).__name__}: {err}", 1.0) from None
+
+    @staticmethod
+    async def _request(
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        tls: ssl.SSLContext | bool,
+        client_timeout: aiohttp.ClientTimeout,
+    ) -> int:
+        """Send, following redirects on the same host only; the final status."""
+        host = urlsplit(url).hostname
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            async with session.request(
+                method, current, headers=headers, data=body, ssl=tls, allow_redirects=False, timeout=client_timeout
+            ) as response:
+                await response.read()
+                if response.status not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
+                    return response.status
+                following = str(response.url.join(URL(response.headers["Location"])))
+                if urlsplit(following).hostname != host:
+                    raise PermanentError(f"{method} {url}: redirect to another host refused")
+                current = following
+                if response.status == 303:
+                    method, body = "GET", b""
+        raise PermanentError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
@@ -62,7 +63,10 @@ async def fire(sensor_: Sensor, store: SqliteStore | None = None) -> Any:
     trigger = sensor_.spec.triggers[0]
     action = action_for(sensor_, trigger, TriggerServices(store, References()))  # type: ignore[arg-type]
     assert isinstance(action, HttpTrigger)
-    return await action.execute(make_call(sensor_, trigger, {"d": EVENT}))
+    try:
+        return await action.execute(make_call(sensor_, trigger, {"d": EVENT}))
+    finally:
+        await action.close()
 
 
 async def preview(sensor_: Sensor) -> Any:
@@ -185,3 +189,50 @@ async def test_preview_redacts_secrets() -> None:
     assert shown == {"method": "PATCH", "url": "http://example.invalid/x", "headers": {"Authorization": "<redacted>"},
                      "body": {"m": "hello"}, "basicAuth": "<redacted>"}
     assert "s3cr3t" not in json.dumps(shown)
+
+
+async def test_connections_are_kept_alive_and_a_closed_one_is_replaced() -> None:
+    """Firings reuse one kept-alive connection; when the server has closed it meanwhile, the
+    trigger sends again on a new connection instead of failing the firing."""
+    connections: list[tuple[str, int]] = []
+    requests = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        connections.append(writer.get_extra_info("peername"))
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+        await reader.readexactly(length)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+        await writer.drain()
+        if len(connections) == 1:  # the first connection serves a second request, then is dropped silently
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+            await reader.readexactly(length)
+            requests += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sensor_ = sensor({"url": f"http://127.0.0.1:{port}/x", "method": "POST"})
+    trigger = sensor_.spec.triggers[0]
+    action = action_for(sensor_, trigger, TriggerServices(None, References()))  # type: ignore[arg-type]
+    assert isinstance(action, HttpTrigger)
+    try:
+        for _ in range(2):
+            outcome = await action.execute(make_call(sensor_, trigger, {"d": EVENT}))
+            assert outcome.summary.endswith("-> 200")
+        assert len(connections) == 1  # the second firing reused the first connection
+        await asyncio.sleep(0.1)  # the server has closed it by now; the client does not know yet
+        outcome = await action.execute(make_call(sensor_, trigger, {"d": EVENT}))
+        assert outcome.summary.endswith("-> 200")
+        assert (requests, len(connections)) == (3, 2)
+    finally:
+        await action.close()
+        server.close()
+        await server.wait_closed()
