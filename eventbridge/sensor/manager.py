@@ -57,6 +57,7 @@ from eventbridge.sensor.retry import RateLimiter, RetryPlan
 from eventbridge.sensor.state import PendingStore
 from eventbridge.sensor.traces import TraceLog
 from eventbridge.store.base import Store
+from eventbridge.store.objects import Objects
 from eventbridge.triggers import base as trigger_base
 from eventbridge.triggers.base import (
     TriggerAction,
@@ -666,7 +667,8 @@ class SensorManager:
     ``from_start=True`` reads every retained event again. ``state_path`` makes the held events of
     ``&&`` conditions durable (SQLite). ``workflow_ops`` serves ``argoWorkflow`` operations other
     than submit. ``trace_log`` keeps the traces (a default one is made). ``concurrency`` bounds the
-    events whose firings one sensor runs at once (default :func:`firing_concurrency`).
+    events whose firings one sensor runs at once (default :func:`firing_concurrency`). ``objects``
+    lets the ``k8s`` trigger manage objects of any kind (cluster mode).
     """
 
     def __init__(
@@ -682,9 +684,10 @@ class SensorManager:
         trace_log: TraceLog | None = None,
         workflow_ops: WorkflowOperations | None = None,
         concurrency: int | None = None,
+        objects: Objects | None = None,
     ) -> None:
         self._bus = bus
-        self._services = TriggerServices(store=store, references=references, workflow_ops=workflow_ops)
+        self._services = TriggerServices(store=store, references=references, workflow_ops=workflow_ops, objects=objects)
         self._on_record = on_record
         self._group_prefix = group_prefix
         self._from_start = from_start

@@ -27,6 +27,7 @@ from eventbridge.models.base import References
 from eventbridge.models.sensor import Sensor, Trigger, TriggerParameter, TriggerTemplate
 from eventbridge.registry import Registry
 from eventbridge.store.base import Object, Store
+from eventbridge.store.objects import Objects
 
 
 class WorkflowOperations(Protocol):
@@ -57,12 +58,15 @@ class WorkflowOperations(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class TriggerServices:
-    """What trigger implementations may use: the object store, secret/configmap lookup, and the
-    workflow operations (``None``: operations other than submit fail with a PermanentError)."""
+    """What trigger implementations may use: the object store, secret/configmap lookup, the
+    workflow operations (``None``: operations other than submit fail with a PermanentError) and
+    Kubernetes objects of any kind (``None`` or not ``available``: embedded mode, where the ``k8s``
+    trigger manages only the argoproj kinds of the store)."""
 
     store: Store
     references: References
     workflow_ops: WorkflowOperations | None = None
+    objects: Objects | None = None
 
 
 def firing_key(sensor: Sensor, trigger_name: str, events: Mapping[str, Event]) -> str:
