@@ -49,7 +49,7 @@ from eventbridge.expr.paths import (
     parse_go_bool,
     parse_go_float,
 )
-from eventbridge.expr.regex import compile_user_regex
+from eventbridge.expr.regex import compile_user_regex, found_in
 from eventbridge.models.sensor import (
     DataFilter,
     EventContext,
@@ -172,7 +172,7 @@ def _one_data_filter(index: int, data_filter: DataFilter, data: object) -> tuple
             except re.error as err:
                 message = f"data filter {index}: invalid regular expression {expected!r}: {err}"
                 raise _FilterError(message) from None
-            matched = pattern.search(text) is not None
+            matched = found_in(pattern, text)
             if comparator in ("", "=") and matched:
                 return True, f"{label}: {_short(text)!r} matches {expected!r}"
             if comparator == "!=" and not matched:
@@ -350,30 +350,32 @@ def filter_event(filters: EventDependencyFilter | None, operator: str | None, ev
     if filters is None:
         return FilterResult(True, "no filters")
     use_or = operator == "or"
-    results: list[tuple[str, bool, FilterResult]] = [
-        ("exprs", filters.exprs is not None, filter_exprs(filters.exprs, filters.expr_logical_operator, event.data)),
-        ("data", filters.data is not None, filter_data(filters.data, filters.data_logical_operator, event.data)),
-        ("context", filters.context is not None, filter_context(filters.context, event)),
-        ("time", filters.time is not None, filter_time(filters.time, event.time)),
-        ("script", bool(filters.script), filter_script(filters.script, event.data)),
-    ]
-    checks = tuple(
-        FilterCheck(kind, result.passed, result.reason, result.error)
-        for kind, configured, result in results
-        if configured
-    )
-    script_result = results[-1][2]
-    if script_result.error:
-        # Argo returns a script error at once, whatever the operator
-        return FilterResult(False, script_result.reason, script_result.error, (), checks)
-    errors = [result.error for _, _, result in results if result.error]
-    details = tuple(result.reason for _, configured, result in results if configured)
+    # Every configured kind is evaluated (as Argo does), in Argo's order; unconfigured ones pass.
+    results: list[tuple[str, FilterResult]] = []
+    if filters.exprs is not None:
+        results.append(("exprs", filter_exprs(filters.exprs, filters.expr_logical_operator, event.data)))
+    if filters.data is not None:
+        results.append(("data", filter_data(filters.data, filters.data_logical_operator, event.data)))
+    if filters.context is not None:
+        results.append(("context", filter_context(filters.context, event)))
+    if filters.time is not None:
+        results.append(("time", filter_time(filters.time, event.time)))
+    if filters.script:
+        script_result = filter_script(filters.script, event.data)
+        results.append(("script", script_result))
+        if script_result.error:
+            # Argo returns a script error at once, whatever the operator
+            checks = tuple(FilterCheck(kind, r.passed, r.reason, r.error) for kind, r in results)
+            return FilterResult(False, script_result.reason, script_result.error, (), checks)
+    checks = tuple(FilterCheck(kind, result.passed, result.reason, result.error) for kind, result in results)
+    errors = [result.error for _, result in results if result.error]
+    details = tuple(result.reason for _, result in results)
     if not use_or:
-        for _, _, result in results:
+        for _, result in results:
             if result.error or not result.passed:
                 return FilterResult(False, result.reason, result.error, details, checks)
         return FilterResult(True, "; ".join(details) or "no filters", None, details, checks)
-    configured_passes = [result for _, configured, result in results if configured and result.passed]
+    configured_passes = [result for _, result in results if result.passed]
     if errors:
         message = " / ".join(errors)
         return FilterResult(False, f"discarded due to filtering error: {message}", message, details, checks)

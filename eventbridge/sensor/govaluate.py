@@ -30,7 +30,7 @@ from typing import Any
 
 from eventbridge.errors import ExprError
 from eventbridge.expr.paths import format_number
-from eventbridge.expr.regex import compile_user_regex
+from eventbridge.expr.regex import compile_user_regex, found_in
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 64
@@ -320,6 +320,8 @@ def _kind(value: Any) -> str:
 
 def deep_equal(left: Any, right: Any) -> bool:
     """Go's reflect.DeepEqual on normalized values: same kind and same content."""
+    if type(left) is type(right) and (type(left) is str or type(left) is float):
+        return bool(left == right)  # the common case, without the general walk
     if _kind(left) != _kind(right):
         return False
     if isinstance(left, list):
@@ -434,7 +436,7 @@ class _Evaluator:
             if len(right) > MAX_REGEX:
                 raise ExprError(f"regular expression longer than {MAX_REGEX} characters")
             try:
-                found = compile_user_regex(right).search(left) is not None  # RE2: linear time
+                found = found_in(compile_user_regex(right), left)  # RE2: linear time
             except re.error as err:
                 raise ExprError(f"invalid regular expression {right!r}: {err}") from None
             return found if operator == "=~" else not found
