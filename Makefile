@@ -33,6 +33,7 @@ test: lint
 	bash scripts/test_system_deps.sh $(BIN)/python
 	bash scripts/test_assets.sh
 	bash scripts/argo_cli.sh >/dev/null
+	bash scripts/minio.sh >/dev/null
 	bash scripts/k8s_binaries.sh >/dev/null
 	$(BIN)/python -m bench --quick  # a smoke test of the benchmarks: it must finish; timings never gate
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -62,12 +62,8 @@ class WebhookContext(ArgoModel):
     method: str = ""
     port: str = ""
     url: str = ""
-    server_cert_secret: SecretKeySelector | None = unsupported(
-        "TLS on webhook ports is not supported yet; terminate TLS in a proxy in front of eventbridge"
-    )
-    server_key_secret: SecretKeySelector | None = unsupported(
-        "TLS on webhook ports is not supported yet; terminate TLS in a proxy in front of eventbridge"
-    )
+    server_cert_secret: SecretKeySelector | None = None
+    server_key_secret: SecretKeySelector | None = None
     metadata: dict[str, str] | None = None
     auth_secret: SecretKeySelector | None = None
     max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE
@@ -111,7 +107,20 @@ class WebhookContext(ArgoModel):
             findings.append(Finding(f"{path}.maxPayloadSize", "maxPayloadSize must be a positive number of bytes"))
         if self.auth_secret is not None and not self.auth_secret.name:
             findings.append(Finding(f"{path}.authSecret.name", "authSecret needs the name of a Secret"))
+        if (self.server_cert_secret is None) != (self.server_key_secret is None):
+            missing = "serverKeySecret" if self.server_key_secret is None else "serverCertSecret"
+            findings.append(
+                Finding(
+                    f"{path}.{missing}",
+                    "serverCertSecret and serverKeySecret must be set together to serve HTTPS "
+                    "(Argo would silently serve plain HTTP)",
+                )
+            )
         return findings
+
+    def serves_tls(self) -> bool:
+        """HTTPS is served when both ``serverCertSecret`` and ``serverKeySecret`` are set."""
+        return self.server_cert_secret is not None and self.server_key_secret is not None
 
     def port_number(self) -> int | None:
         """``port`` as an int, or ``None`` when it is not a valid TCP port."""
@@ -248,9 +257,7 @@ class GithubEventSource(ArgoModel):
     metadata: dict[str, str] | None = None
     repositories: list[OwnedRepositories] = Field(default_factory=list)
     organizations: list[str] = Field(default_factory=list)
-    github_app: GithubAppCreds | None = unsupported(
-        "GitHub App authentication is not supported yet; use apiToken (a token with admin:repo_hook)"
-    )
+    github_app: GithubAppCreds | None = None
     filter: EventSourceFilter | None = _filter_field()
 
     def owned_repositories(self) -> list[OwnedRepositories]:
@@ -286,6 +293,18 @@ class GithubEventSource(ArgoModel):
             )
         if self.owner or self.repository:
             findings.append(Finding(f"{path}.owner", "owner/repository are deprecated; use repositories", "warning"))
+        app = self.github_app
+        if app is not None and self.api_token is None:
+            if app.private_key is None:
+                findings.append(Finding(f"{path}.githubApp.privateKey", "githubApp needs privateKey (a Secret key)"))
+            if not app.app_id:
+                findings.append(Finding(f"{path}.githubApp.appID", "githubApp needs appID"))
+            if not app.installation_id:
+                findings.append(Finding(f"{path}.githubApp.installationID", "githubApp needs installationID"))
+        if app is not None and self.api_token is not None:
+            findings.append(
+                Finding(f"{path}.githubApp", "githubApp is ignored because apiToken is set (Argo's order)", "warning")
+            )
         return findings
 
 
@@ -368,10 +387,7 @@ class BitbucketServerEventSource(ArgoModel):
         alias="skipBranchRefsChangedOnOpenPR",
     )
     one_event_per_change: bool = False
-    access_token: SecretKeySelector | None = unsupported(
-        "managing Bitbucket Server hooks is not supported yet; create the webhook in Bitbucket "
-        "(Repository settings > Webhooks) with the same secret"
-    )
+    access_token: SecretKeySelector | None = None
     webhook_secret: SecretKeySelector | None = None
     bitbucketserver_base_url: str = Field(default="", alias="bitbucketserverBaseURL")
     delete_hook_on_finish: bool = False
@@ -380,8 +396,58 @@ class BitbucketServerEventSource(ArgoModel):
     tls: TLSConfig | None = None
     check_interval: str = ""
 
+    def all_repositories(self) -> list[BitbucketServerRepository]:
+        """``repositories``, or the deprecated ``projectKey``/``repositorySlug`` pair, as Argo reads them."""
+        if self.repositories:
+            return list(self.repositories)
+        if self.project_key and self.repository_slug:
+            return [BitbucketServerRepository(project_key=self.project_key, repository_slug=self.repository_slug)]
+        return []
+
+    def manages_hooks(self) -> bool:
+        """Hooks are registered when ``accessToken``, ``webhook.url`` and repositories or projects are
+        set (Argo's rule)."""
+        return bool(
+            self.access_token is not None
+            and self.webhook is not None
+            and self.webhook.url
+            and (self.all_repositories() or self.projects)
+        )
+
     def check_spec(self, path: str) -> list[Finding]:
-        return _webhook_required(self.webhook, path)
+        findings = _webhook_required(self.webhook, path)
+        if self.manages_hooks():
+            if not self.bitbucketserver_base_url:
+                findings.append(
+                    Finding(
+                        f"{path}.bitbucketserverBaseURL",
+                        "bitbucketserverBaseURL is required to manage hooks, e.g. https://bitbucket.example.com/rest",
+                    )
+                )
+            if not self.events:
+                findings.append(
+                    Finding(f"{path}.events", "events must be defined to create a bitbucket server webhook")
+                )
+            if self.tls is not None:
+                findings.append(
+                    Finding(
+                        f"{path}.tls",
+                        "tls is not applied to the Bitbucket Server API calls yet; the system's CA store is used",
+                        "warning",
+                    )
+                )
+        for index, repo in enumerate(self.repositories):
+            if not repo.project_key or not repo.repository_slug:
+                findings.append(
+                    Finding(f"{path}.repositories.{index}", "each repository needs projectKey and repositorySlug")
+                )
+        if self.check_interval:
+            findings.extend(_check_duration(self.check_interval, f"{path}.checkInterval", what="checkInterval"))
+        if self.project_key or self.repository_slug:
+            findings.append(
+                Finding(f"{path}.projectKey", "projectKey/repositorySlug are deprecated; use repositories", "warning")
+            )
+        return findings
 
 
 class SQSEventSource(ArgoModel):
@@ -414,6 +480,69 @@ class SQSEventSource(ArgoModel):
             findings.append(Finding(f"{path}.waitTimeSeconds", "waitTimeSeconds must be between 0 and 20"))
         if (self.access_key is None) != (self.secret_key is None):
             findings.append(Finding(f"{path}.accessKey", "accessKey and secretKey must be set together"))
+        return findings
+
+
+class S3Bucket(ArgoModel):
+    """Argo's ``S3Bucket``: ``name`` (``key`` is kept for round trips; the minio source ignores it)."""
+
+    key: str = ""
+    name: str = ""
+
+
+class S3Filter(ArgoModel):
+    """Argo's ``S3Filter``: object key prefix and suffix."""
+
+    prefix: str = ""
+    suffix: str = ""
+
+
+class MinioEventSource(ArgoModel):
+    """``spec.minio.<event name>`` (Argo's ``S3Artifact``): MinIO bucket notifications."""
+
+    endpoint: str = ""
+    bucket: S3Bucket | None = None
+    region: str = ""
+    insecure: bool = False
+    access_key: SecretKeySelector | None = None
+    secret_key: SecretKeySelector | None = None
+    events: list[str] = Field(default_factory=list)
+    filter: S3Filter | None = None
+    metadata: dict[str, str] | None = None
+    ca_certificate: SecretKeySelector | None = None
+
+    def check_spec(self, path: str) -> list[Finding]:
+        findings: list[Finding] = []
+        if self.access_key is None:
+            findings.append(Finding(f"{path}.accessKey", "access key can't be empty"))
+        if self.secret_key is None:
+            findings.append(Finding(f"{path}.secretKey", "secret key can't be empty"))
+        if not self.endpoint:
+            findings.append(Finding(f"{path}.endpoint", "endpoint url can't be empty (host:port, no scheme)"))
+        elif "://" in self.endpoint or "/" in self.endpoint:
+            findings.append(
+                Finding(
+                    f"{path}.endpoint",
+                    f"endpoint {self.endpoint!r} must be host:port without scheme or path; "
+                    "set insecure: true for plain HTTP",
+                )
+            )
+        if self.bucket is None or not self.bucket.name:
+            findings.append(Finding(f"{path}.bucket.name", "bucket name can't be empty"))
+        for index, name in enumerate(self.events):
+            if not name.startswith("s3:"):
+                findings.append(
+                    Finding(
+                        f"{path}.events.{index}",
+                        f"unknown event {name!r}; e.g. s3:ObjectCreated:* or s3:ObjectRemoved:*",
+                    )
+                )
+        if not self.events:
+            findings.append(
+                Finding(
+                    f"{path}.events", "events is empty: MinIO sends no notification without an event type", "warning"
+                )
+            )
         return findings
 
 
@@ -723,6 +852,94 @@ class FileEventSource(ArgoModel):
         return findings
 
 
+#: ``eventTypes`` of a resource event source.
+RESOURCE_EVENT_TYPES = ("ADD", "UPDATE", "DELETE")
+#: Label selector operations (Kubernetes' ``selection.Operator``; empty means ``=``).
+LABEL_OPERATIONS = ("", "=", "==", "!=", "in", "notin", "exists", "!", "gt", "lt")
+#: Field filter operations (empty means ``==``, as Argo documents it).
+FIELD_OPERATIONS = ("", "=", "==", "!=")
+
+
+class ResourceSelector(ArgoModel):
+    """Argo's ``Selector``: ``key``, ``operation`` (default ``==``) and ``value`` (a comma-separated list
+    for ``in``/``notin``; a regular expression for field filters)."""
+
+    key: str = ""
+    operation: str | None = None
+    value: str = ""
+
+
+class ResourceFilter(ArgoModel):
+    """``filter`` of a resource event source: name ``prefix``, ``labels`` (sent to the API server as a
+    label selector), ``fields`` (gjson path + regular expression), ``createdBy`` (an RFC 3339 time:
+    only objects created before it), ``afterStart`` (only changes after the source started)."""
+
+    prefix: str | None = None
+    labels: list[ResourceSelector] | None = None
+    fields: list[ResourceSelector] | None = None
+    created_by: str | None = None
+    after_start: bool | None = None
+
+
+def parse_kube_time(text: str) -> datetime:
+    """An RFC 3339 time as Kubernetes writes it (``2024-05-01T10:00:00Z``), timezone-aware."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no timezone")
+    return value
+
+
+class ResourceEventSource(ArgoModel):
+    """``spec.resource.<event name>``: changes of Kubernetes objects of one resource (``group``,
+    ``version``, ``resource`` as in the API path) in ``namespace`` (empty: all namespaces)."""
+
+    namespace: str = ""
+    filter: ResourceFilter | None = None
+    group: str = ""
+    version: str = ""
+    resource: str = ""
+    event_types: list[str] | None = None
+    metadata: dict[str, str] | None = None
+
+    def check_spec(self, path: str) -> list[Finding]:
+        findings: list[Finding] = []
+        if not self.version:
+            findings.append(Finding(f"{path}.version", "version must be specified"))
+        if not self.resource:
+            findings.append(Finding(f"{path}.resource", "resource must be specified"))
+        if not self.event_types:
+            findings.append(Finding(f"{path}.eventTypes", "event types must be specified"))
+        for index, event_type in enumerate(self.event_types or []):
+            if event_type not in RESOURCE_EVENT_TYPES:
+                findings.append(Finding(f"{path}.eventTypes.{index}",
+                                        f"unknown event type {event_type!r}: use ADD, UPDATE or DELETE"))  # fmt: skip
+        spec_filter = self.filter
+        if spec_filter is None:
+            return findings
+        for kind, selectors, operations in (("labels", spec_filter.labels, LABEL_OPERATIONS),
+                                            ("fields", spec_filter.fields, FIELD_OPERATIONS)):  # fmt: skip
+            for index, selector in enumerate(selectors or []):
+                where = f"{path}.filter.{kind}.{index}"
+                if not selector.key:
+                    findings.append(Finding(f"{where}.key", "key can't be empty for selector"))
+                if (selector.operation or "") not in operations:
+                    allowed = ", ".join(op for op in operations if op)
+                    message = f"unknown operation {selector.operation!r}: use one of {allowed}"
+                    findings.append(Finding(f"{where}.operation", message))
+                if kind == "fields":
+                    try:
+                        re.compile(selector.value)
+                    except re.error as exc:
+                        findings.append(Finding(f"{where}.value", f"invalid regular expression: {exc}"))
+        if spec_filter.created_by:
+            try:
+                parse_kube_time(spec_filter.created_by)
+            except ValueError:
+                findings.append(Finding(f"{path}.filter.createdBy",
+                                        "createdBy must be an RFC 3339 time such as 2024-05-01T10:00:00Z"))  # fmt: skip
+        return findings
+
+
 class EventSourceSpec(ArgoModel):
     """Argo's EventSourceSpec: deployment settings plus one map per source type."""
 
@@ -733,10 +950,10 @@ class EventSourceSpec(ArgoModel):
 
     webhook: dict[str, WebhookEventSource] | None = None
 
-    minio: dict[str, dict[str, Any]] | None = _not_yet("minio")
+    minio: dict[str, MinioEventSource] | None = None
     calendar: dict[str, CalendarEventSource] | None = None
     file: dict[str, FileEventSource] | None = None
-    resource: dict[str, dict[str, Any]] | None = _not_yet("resource")
+    resource: dict[str, ResourceEventSource] | None = None
     amqp: dict[str, dict[str, Any]] | None = _not_yet("amqp")
     kafka: dict[str, KafkaEventSource] | None = None
     mqtt: dict[str, dict[str, Any]] | None = _not_yet("mqtt")

@@ -5,8 +5,10 @@
   answer``. Subclasses implement :meth:`GitWebhookSource.verify` and
   :meth:`GitWebhookSource.parse`.
 * :class:`HookSync`: registers the webhook in the hosting service through its REST API (list the
-  hooks of each repository/group, reuse the one pointing at our URL, otherwise create one),
-  re-checks periodically, and deletes what it registered on stop when asked to.
+  hooks of each repository/group, reuse the one pointing at our URL, updating it when it differs,
+  otherwise create one), re-checks periodically, and deletes what it registered on stop when
+  asked to. Authentication is fixed headers, or per-call headers from an ``auth`` callable (a
+  GitHub App's installation token, refreshed before it expires).
 
 Answers: **200** ``{"id": "<event id>"}`` once the event is durable (``{"id": null, "filtered":
 true}`` when ``filter.expression`` dropped it; ``{"ids": [...]}`` when one request makes several
@@ -22,7 +24,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -36,7 +38,7 @@ from eventbridge.models.eventsource import WebhookContext
 from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources._retry import describe
 from eventbridge.sources.base import SourceContext
-from eventbridge.sources.http import PayloadTooLarge, json_error, read_body, request_headers
+from eventbridge.sources.http import PayloadTooLarge, json_error, read_body, request_headers, server_tls
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +117,17 @@ class GitWebhookSource:
         """Read secrets, open the route, then start hook registration in the background."""
         self.load_secrets()
         self._filter = EventFilter(getattr(self.spec, "filter", None), log, self.labels)
-        self.bound_port = await self.context.router.add_route(self.port, self.endpoint, self.handle, owner=self._owner)
+        tls = server_tls(self.webhook, self.context.secret)
+        self.bound_port = await self.context.router.add_route(
+            self.port, self.endpoint, self.handle, owner=self._owner, tls=tls
+        )
         log.info(
-            "%s %s %s listening on port %d",
+            "%s %s %s listening on port %d (%s)",
             self.context.type_key,
             self.method,
             self.endpoint,
             self.bound_port,
+            "HTTPS" if tls is not None else "HTTP",
             extra=self.labels,
         )
         self.hooks = self.make_hook_sync()
@@ -193,12 +199,25 @@ class HookTarget:
     hooks_url: str
 
 
+#: Per-call authentication: the headers to add, given the session (which it may use to fetch a token).
+AuthHeaders = Callable[[aiohttp.ClientSession], Awaitable[Mapping[str, str]]]
+
+
+def _plain_list(answer: Any) -> list[Any]:
+    return answer if isinstance(answer, list) else []
+
+
 class HookSync:
     """Registers one webhook per target through a REST API (see the module docstring).
 
     ``matches(hook)`` says whether an existing hook (as listed) is ours; ``create_body`` is what
-    is POSTed to create one; the created hook's ``id`` is remembered for deletion. Failures are
-    logged once per state change per target; :attr:`problem` holds the latest one.
+    is POSTed to create one; the created hook's ``id`` is remembered for deletion. Optional
+    parts for APIs that need them: ``needs_update(hook)`` says whether our existing hook must be
+    PUT again (at ``<hooks_url>/<id>``, with ``create_body``); ``hook_list(answer)`` takes the hooks
+    out of a list answer (default: the answer is the list); ``discover(session)`` adds targets found
+    at each sync (e.g. the repositories of a project); ``auth`` adds per-call headers; ``interval``
+    overrides the pause between re-checks. Failures are logged once per state change per target;
+    :attr:`problem` holds the latest one.
     """
 
     #: Random delay before the first registration (Argo: 0-2 s against replica races).
@@ -217,6 +236,11 @@ class HookSync:
         labels: Mapping[str, str],
         rechecks: int | None,
         logger: logging.Logger = log,
+        needs_update: Callable[[Mapping[str, Any]], bool] | None = None,
+        hook_list: Callable[[Any], list[Any]] = _plain_list,
+        discover: Callable[[aiohttp.ClientSession], Awaitable[list[HookTarget]]] | None = None,
+        auth: AuthHeaders | None = None,
+        interval: float | None = None,
     ) -> None:
         self.what = what
         self.targets = list(targets)
@@ -226,6 +250,12 @@ class HookSync:
         self.labels = dict(labels)
         self.rechecks = rechecks
         self.log = logger
+        self.needs_update = needs_update
+        self.hook_list = hook_list
+        self.discover = discover
+        self.auth = auth
+        self._interval = interval
+        self._discovered: list[HookTarget] = []
         self.hook_ids: dict[str, Any] = {}
         self.problem: str | None = None
         self._problems: dict[str, str] = {}
@@ -259,27 +289,41 @@ class HookSync:
         await self.sync_once()
         count = 0
         while self.rechecks is None or count < self.rechecks:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(self._interval if self._interval is not None else self.interval)
             await self.sync_once()
             count += 1
 
+    def all_targets(self) -> list[HookTarget]:
+        """The fixed targets and those found by ``discover`` at the last sync."""
+        return self.targets + [t for t in self._discovered if t not in self.targets]
+
     async def sync_once(self) -> None:
-        """List each target's hooks; reuse ours or create it."""
+        """List each target's hooks; reuse ours (updating it if needed) or create it."""
         assert self._session is not None
-        for target in self.targets:
+        if self.discover is not None:
             try:
-                hooks = await self._call(self._session.get, target.hooks_url)
-                found = (
-                    next((h for h in hooks if isinstance(h, Mapping) and self.matches(h)), None)
-                    if isinstance(hooks, list)
-                    else None
-                )
+                self._discovered = await self.discover(self._session)
+                self._ok(_DISCOVERY)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self._failed(_DISCOVERY, describe(exc))  # keep the targets found before
+        for target in self.all_targets():
+            try:
+                hooks = self.hook_list(await self.call(self._session, "GET", target.hooks_url))
+                found = next((h for h in hooks if isinstance(h, Mapping) and self.matches(h)), None)
                 if found is not None:
                     self.hook_ids[target.label] = found.get("id")
+                    if self.needs_update is not None and self.needs_update(found):
+                        hook_url = f"{target.hooks_url}/{found.get('id')}"
+                        await self.call(self._session, "PUT", hook_url, json=self.create_body)
+                        self.log.info(
+                            "%s: hook %s updated for %s", self.what, found.get("id"), target.label, extra=self.labels
+                        )
                     self._ok(target)
                     continue
                 self.log.info("%s: no hook for %s, creating one", self.what, target.label, extra=self.labels)
-                created = await self._call(self._session.post, target.hooks_url, json=self.create_body)
+                created = await self.call(self._session, "POST", target.hooks_url, json=self.create_body)
                 if not isinstance(created, Mapping) or "id" not in created:
                     raise ValueError("the API answered without a hook id")
                 self.hook_ids[target.label] = created["id"]
@@ -292,7 +336,7 @@ class HookSync:
         self.synced.set()
 
     async def _delete_all(self, session: aiohttp.ClientSession) -> None:
-        for target in self.targets:
+        for target in self.all_targets():
             hook_id = self.hook_ids.get(target.label)
             if hook_id is None:
                 self.log.warning(
@@ -300,7 +344,7 @@ class HookSync:
                 )
                 continue
             try:
-                await self._call(session.delete, f"{target.hooks_url}/{hook_id}")
+                await self.call(session, "DELETE", f"{target.hooks_url}/{hook_id}")
                 self.hook_ids.pop(target.label, None)
                 self.log.info("%s: hook %s deleted for %s", self.what, hook_id, target.label, extra=self.labels)
             except Exception as exc:  # noqa: BLE001
@@ -312,13 +356,16 @@ class HookSync:
                     extra=self.labels,
                 )
 
-    @staticmethod
-    async def _call(method: Callable[..., Any], url: str, **kwargs: Any) -> Any:
-        response_cm = method(yarl.URL(url, encoded=True), **kwargs)  # keep %2F in GitLab project paths
+    async def call(self, session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
+        """One API call (with the ``auth`` headers); the JSON answer, ``None`` for an empty one;
+        :class:`ApiError` for an error status."""
+        if self.auth is not None:
+            kwargs["headers"] = dict(await self.auth(session))
+        response_cm = session.request(method, yarl.URL(url, encoded=True), **kwargs)  # keep %2F in GitLab paths
         async with response_cm as response:
             text = await response.text()
             if response.status >= 300:
-                raise ApiError(response.status, _api_message(text))
+                raise ApiError(response.status, api_message(text))
             if not text.strip():
                 return None
             return await _json(response)
@@ -335,6 +382,9 @@ class HookSync:
         self.problem = f"{target.label}: {reason}"
 
 
+_DISCOVERY = HookTarget("the list of repositories", "")
+
+
 class ApiError(Exception):
     """The hosting service's API answered with an error status."""
 
@@ -343,13 +393,18 @@ class ApiError(Exception):
         self.status = status
 
 
-def _api_message(text: str) -> str:
+def api_message(text: str) -> str:
+    """The ``message`` (or ``error``, or Bitbucket's ``errors[0].message``) of an API's JSON error
+    answer, else the start of the text."""
     try:
         body = json.loads(text)
     except ValueError:
         return text.strip()[:200]
     if isinstance(body, Mapping):
         message = body.get("message") or body.get("error") or ""
+        errors = body.get("errors")
+        if not message and isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+            message = errors[0].get("message") or ""
         return str(message)[:200]
     return ""
 

@@ -35,29 +35,46 @@ Behaviour (Argo's, differences marked):
   set ``active: true`` or GitHub creates the hook disabled.
 * ``filter.expression``: evaluated over the event data before publishing; false or an error drops
   the event (see ``_filtering``).
-* Not supported yet: ``githubApp`` authentication (lint warns).
+* Hook management as a GitHub App (``githubApp: {privateKey, appID, installationID}``, used when
+  ``apiToken`` is not set, as in Argo): eventbridge signs a JWT with the App's private key
+  (RS256; ``iss`` = the App id, issued 60 s in the past against clock drift, valid 10 minutes),
+  exchanges it for an installation access token at ``POST /app/installations/{id}/access_tokens``
+  (under ``githubBaseURL`` for GitHub Enterprise) and calls the hook API with
+  ``Authorization: token <installation token>``. The token is cached and fetched again one
+  minute before its ``expires_at``. A private key that is not an RSA PEM key fails the start; a
+  refused exchange is a hook-management failure (logged once, retried at the next check).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import hmac
 import json
 import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote
 
+import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from eventbridge.errors import InvalidError
 from eventbridge.models.base import ArgoModel
 from eventbridge.models.eventsource import GithubEventSource
 from eventbridge.sources._gitwebhook import (
+    ApiError,
     GitWebhookSource,
     HookSync,
     HookTarget,
     Parsed,
     Rejected,
+    api_message,
     formatted_url,
 )
 from eventbridge.sources.base import SOURCE_TYPES
@@ -98,6 +115,95 @@ def check_signature(signature: str, body: bytes, secret: bytes) -> str | None:
     return None
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class GithubAppAuth:
+    """Installation access tokens of a GitHub App (see the module docstring)."""
+
+    #: Fetch a new token this many seconds before the current one expires.
+    refresh_margin: ClassVar[float] = 60.0
+    #: JWT ``iat`` back-dating and lifetime (GitHub allows at most 10 minutes).
+    jwt_backdate: ClassVar[int] = 60
+    jwt_lifetime: ClassVar[int] = 600
+
+    def __init__(
+        self,
+        api_base: str,
+        app_id: int,
+        installation_id: int,
+        private_key_pem: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        try:
+            key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+        except (ValueError, TypeError):
+            raise InvalidError("githubApp.privateKey is not a PEM private key") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise InvalidError("githubApp.privateKey must be an RSA key (GitHub Apps sign with RS256)")
+        self._key = key
+        self.app_id = app_id
+        self.installation_id = installation_id
+        self.token_url = f"{api_base.rstrip('/')}/app/installations/{installation_id}/access_tokens"
+        self._clock = clock
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+        self.exchanges = 0  # tokens fetched so far
+
+    def app_jwt(self) -> str:
+        """A fresh JWT authenticating as the App (RS256)."""
+        now = int(self._clock())
+        header = {"alg": "RS256", "typ": "JWT"}
+        claims = {
+            "iat": now - self.jwt_backdate,
+            "exp": now - self.jwt_backdate + self.jwt_lifetime,
+            "iss": str(self.app_id),
+        }
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{_b64url(signature)}"
+
+    async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
+        """``Authorization`` with a valid installation token (fetched when missing or expiring)."""
+        async with self._lock:
+            if self._token is None or self._clock() >= self._expires - self.refresh_margin:
+                await self._exchange(session)
+            assert self._token is not None
+            return {"Authorization": f"token {self._token}"}
+
+    async def _exchange(self, session: aiohttp.ClientSession) -> None:
+        headers = {"Authorization": f"Bearer {self.app_jwt()}", "Accept": "application/vnd.github+json"}
+        async with session.post(self.token_url, headers=headers) as response:
+            text = await response.text()
+            if response.status not in (200, 201):
+                detail = api_message(text)
+                raise ApiError(
+                    response.status, f"installation token refused: {detail}" if detail else "installation token refused"
+                )
+        try:
+            body = json.loads(text)
+            token = body["token"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError("the installation token answer has no token") from None
+        if not isinstance(token, str) or not token:
+            raise ValueError("the installation token answer has no token")
+        self._token = token
+        self._expires = _expiry(body.get("expires_at"), self._clock() + 3600)
+        self.exchanges += 1
+
+
+def _expiry(value: Any, default: float) -> float:
+    if not isinstance(value, str):
+        return default
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return default
+
+
 class GithubSource(GitWebhookSource):
     """One ``spec.github.<event name>`` endpoint."""
 
@@ -108,6 +214,7 @@ class GithubSource(GitWebhookSource):
         super().__init__(*args, **kwargs)
         self._secret: bytes | None = None
         self._api_token: str | None = None
+        self.app_auth: GithubAppAuth | None = None
 
     def load_secrets(self) -> None:
         if self.spec.webhook_secret is not None:
@@ -115,10 +222,20 @@ class GithubSource(GitWebhookSource):
             if not secret:
                 raise InvalidError("webhookSecret is empty; refusing to accept unsigned deliveries")
             self._secret = secret.encode()
-        if self.spec.manages_hooks():
-            if self.spec.api_token is None:
-                raise InvalidError("githubApp authentication is not supported yet; set apiToken")
+        if not self.spec.manages_hooks():
+            return
+        if self.spec.api_token is not None:
             self._api_token = self.context.secret(self.spec.api_token)
+            return
+        app = self.spec.github_app
+        assert app is not None and app.private_key is not None  # manages_hooks() and check_spec() say so
+        assert app.app_id is not None and app.installation_id is not None
+        self.app_auth = GithubAppAuth(
+            self.spec.github_base_url or DEFAULT_API_URL,
+            app.app_id,
+            app.installation_id,
+            self.context.secret(app.private_key),
+        )
 
     def verify(self, request: web.BaseRequest, raw: bytes) -> None:
         if self._secret is None:
@@ -153,7 +270,7 @@ class GithubSource(GitWebhookSource):
         return [Parsed(delivery or None, body)]
 
     def make_hook_sync(self) -> HookSync | None:
-        if not self.spec.manages_hooks() or self._api_token is None:
+        if not self.spec.manages_hooks() or (self._api_token is None and self.app_auth is None):
             return None
         assert self.spec.webhook is not None
         url = formatted_url(self.spec.webhook.url, self.spec.webhook.endpoint)
@@ -175,6 +292,9 @@ class GithubSource(GitWebhookSource):
         if self._secret is not None:
             config["secret"] = self._secret.decode()
         events = list(self.spec.events)
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        if self._api_token is not None:
+            headers["Authorization"] = f"token {self._api_token}"
 
         def matches(hook: Any) -> bool:
             hook_config = hook.get("config") or {}
@@ -186,18 +306,15 @@ class GithubSource(GitWebhookSource):
         return HookSync(
             what=f"github {self.event_name}",
             targets=targets,
-            headers={
-                "Authorization": f"token {self._api_token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-            },
+            headers=headers,
             matches=matches,
             create_body={"name": "web", "active": self.spec.active, "events": events, "config": config},
             labels=self.labels,
             rechecks=10,
+            auth=self.app_auth.headers if self.app_auth is not None else None,
         )
 
 
 SOURCE_TYPES.register("github")(GithubSource)
 
-__all__ = ["GithubSource", "check_signature", "sign"]
+__all__ = ["GithubAppAuth", "GithubSource", "check_signature", "sign"]

@@ -16,22 +16,33 @@
   is nested too deeply for the parser gets **400** from any endpoint, never a 500.
 * aiohttp's own limits apply to request lines and headers (8190 bytes per line or field, at most
   128 header fields): a request over them gets 400 or 431 before any handler runs.
+* HTTPS: a route added with a :class:`ServerTLS` (``serverCertSecret``/``serverKeySecret``) makes
+  its port serve TLS 1.2+ with that certificate chain and key. TLS is per port, as in Argo, where the
+  first endpoint of a port starts its server: every endpoint of one port must use the same
+  certificate and key, or none; a route that disagrees with the port's running server is refused
+  (ConflictError), unless the port has no routes left (a hot reload with a new certificate), in
+  which case the port's server is restarted with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import logging
 import os
 import socket
+import ssl
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
 from eventbridge.errors import ConflictError, InvalidError
+from eventbridge.models.eventsource import SecretKeySelector, WebhookContext
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +173,63 @@ def json_error(status: int, message: str, *, headers: Mapping[str, str] | None =
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTLS:
+    """A PEM certificate chain and private key to serve HTTPS with (the key never appears in reprs)."""
+
+    cert_pem: str
+    key_pem: str = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies this certificate and key (two endpoints of one port must agree on it)."""
+        return hashlib.sha256(self.cert_pem.encode() + b"\0" + self.key_pem.encode()).hexdigest()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A server context (TLS 1.2 or later); InvalidError when the PEM texts are not a matching
+        certificate and key (the message names no secret content)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # load_cert_chain reads files only: write both to a private folder that is removed at once
+        with tempfile.TemporaryDirectory(prefix="eventbridge-tls-") as folder:
+            cert_file, key_file = Path(folder, "tls.crt"), Path(folder, "tls.key")
+            for path, text in ((cert_file, self.cert_pem), (key_file, self.key_pem)):
+                path.touch(mode=0o600)
+                path.write_text(text)
+            try:
+                context.load_cert_chain(cert_file, key_file)
+            except ssl.SSLError as exc:
+                raise InvalidError(
+                    "serverCertSecret/serverKeySecret are not a PEM certificate and its private key "
+                    f"({exc.reason or 'unreadable'})"
+                ) from None
+        return context
+
+
+def server_tls(webhook: WebhookContext, secret: Callable[[SecretKeySelector], str]) -> ServerTLS | None:
+    """The HTTPS certificate and key of an endpoint (``serverCertSecret``/``serverKeySecret`` read
+    through ``secret``), ``None`` for plain HTTP; InvalidError when only one is set or one is empty."""
+    if webhook.server_cert_secret is None and webhook.server_key_secret is None:
+        return None
+    if webhook.server_cert_secret is None or webhook.server_key_secret is None:
+        raise InvalidError("serverCertSecret and serverKeySecret must be set together to serve HTTPS")
+    cert, key = secret(webhook.server_cert_secret), secret(webhook.server_key_secret)
+    if not cert.strip() or not key.strip():
+        raise InvalidError("serverCertSecret or serverKeySecret is empty; refusing to serve HTTPS without them")
+    tls = ServerTLS(cert, key)
+    tls.ssl_context()  # fail at start, with a clear reason, rather than when the port opens
+    return tls
+
+
+@dataclass(frozen=True, slots=True)
 class RouteInfo:
-    """One open endpoint: the configured port, the port actually bound, the path and its owner."""
+    """One open endpoint: the configured port, the port actually bound, the path, its owner and
+    whether the port serves HTTPS."""
 
     port: int
     bound_port: int
     path: str
     owner: str
+    https: bool = False
 
 
 @dataclass(slots=True)
@@ -182,6 +243,7 @@ class _PortServer:
     port: int
     bound_port: int
     runner: web.ServerRunner
+    tls_fingerprint: str | None = None
     routes: dict[str, _Route] = field(default_factory=dict)
 
 
@@ -208,20 +270,31 @@ class HttpRouter:
         self._servers: dict[int, _PortServer] = {}
         self._lock = asyncio.Lock()
 
-    async def add_route(self, port: int, path: str, handler: Handler, *, owner: str = "") -> int:
-        """Serve ``path`` on ``port`` with ``handler``; starts the port's server if needed.
+    async def add_route(
+        self, port: int, path: str, handler: Handler, *, owner: str = "", tls: ServerTLS | None = None
+    ) -> int:
+        """Serve ``path`` on ``port`` with ``handler``; starts the port's server if needed (HTTPS
+        with ``tls``).
 
-        Returns the bound port. Raises ConflictError if the path is taken, OSError if the port
-        cannot be bound.
+        Returns the bound port. Raises ConflictError if the path is taken or the port's server
+        disagrees on TLS, InvalidError for a bad certificate or key, OSError if the port cannot be
+        bound.
         """
         if not path.startswith("/"):
             raise InvalidError(f"endpoint {path!r} must start with '/'")
         if path == HEALTH_PATH:
             raise ConflictError(f"endpoint {HEALTH_PATH} is reserved for the health check")
+        fingerprint = tls.fingerprint if tls is not None else None
         async with self._lock:
             server = self._servers.get(port)
+            if server is not None and server.tls_fingerprint != fingerprint:
+                if server.routes:
+                    raise ConflictError(_tls_conflict(port, server, tls))
+                del self._servers[port]  # idle: restart it with the new TLS setting
+                await server.runner.cleanup()
+                server = None
             if server is None:
-                server = await self._start_server(port)
+                server = await self._start_server(port, tls)
                 self._servers[port] = server
             taken = server.routes.get(path)
             if taken is not None:
@@ -266,12 +339,13 @@ class HttpRouter:
     def routes(self) -> list[RouteInfo]:
         """Every open endpoint, by port then path."""
         return [
-            RouteInfo(server.port, server.bound_port, path, route.owner)
+            RouteInfo(server.port, server.bound_port, path, route.owner, server.tls_fingerprint is not None)
             for server in sorted(self._servers.values(), key=lambda s: s.port)
             for path, route in sorted(server.routes.items())
         ]
 
-    async def _start_server(self, port: int) -> _PortServer:
+    async def _start_server(self, port: int, tls: ServerTLS | None = None) -> _PortServer:
+        ssl_context = tls.ssl_context() if tls is not None else None  # before binding: a bad key binds nothing
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -290,16 +364,22 @@ class HttpRouter:
 
         runner = web.ServerRunner(web.Server(handle, access_log=None), shutdown_timeout=self.shutdown_timeout)
         await runner.setup()
-        site = web.SockSite(runner, sock)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
         try:
             await site.start()
         except BaseException:
             await runner.cleanup()
             sock.close()
             raise
-        server = _PortServer(port, bound_port, runner)
+        server = _PortServer(port, bound_port, runner, tls.fingerprint if tls is not None else None)
         holder["server"] = server
-        log.info("listening for webhooks on %s:%d", self.host, bound_port, extra={"port": bound_port})
+        log.info(
+            "listening for webhooks on %s:%d (%s)",
+            self.host,
+            bound_port,
+            "HTTPS" if tls is not None else "HTTP",
+            extra={"port": bound_port},
+        )
         return server
 
     @staticmethod
@@ -336,6 +416,20 @@ class HttpRouter:
         except Exception:
             log.exception("webhook handler for %s failed", request.path, extra={"endpoint": request.path})
             return json_error(500, "internal error")
+
+
+def _tls_conflict(port: int, server: _PortServer, tls: ServerTLS | None) -> str:
+    serving = "HTTPS" if server.tls_fingerprint is not None else "plain HTTP"
+    if tls is None:
+        wanted = "plain HTTP"
+    elif server.tls_fingerprint is None:
+        wanted = "HTTPS"
+    else:
+        wanted = "HTTPS with another certificate"
+    return (
+        f"port {port} already serves {serving} for other endpoints and cannot also serve {wanted}; "
+        "give every endpoint of one port the same serverCertSecret/serverKeySecret, or use another port"
+    )
 
 
 def _body_timeout_answer() -> web.Response:

@@ -35,7 +35,24 @@ Behaviour (Argo's, with the differences marked):
 * ``filter.expression`` (expr-lang over the event data, top-level ``-`` read as ``_``): a false
   result or an error drops the event and the caller still gets 200, with
   ``{"id": null, "filtered": true}``.
-* TLS (``serverCertSecret``/``serverKeySecret``) is not supported yet.
+* Idempotent retries (*addition*): a sender that retries a request (after a timeout, a crash or a
+  503) gets no second event when it names the request:
+
+  - ``Idempotency-Key: "<key>"`` (IETF draft ``draft-ietf-httpapi-idempotency-key-header``; the
+    Structured Field string form, or the bare value), otherwise
+  - CloudEvents' ``ce-id`` header (binary content mode), otherwise
+  - the ``id`` of a ``Content-Type: application/cloudevents+json`` body (structured mode)
+
+  becomes the event id. The bus stores one event per (namespace, EventSource, event name, id):
+  the embedded bus for as long as it keeps its log, the Kafka bus for the last 10,000 events a
+  process published. A repeat is answered 200 with the same ``{"id": ...}`` as the first request
+  and publishes nothing (its body is not compared: the first request's event stands). A key that
+  is empty or longer than 255 characters gets **400**. Without any of these the id is random, as
+  in Argo.
+* TLS: with ``serverCertSecret`` and ``serverKeySecret`` (PEM certificate chain and private key in
+  Secrets) the port serves HTTPS (TLS 1.2+). Every endpoint of one port must use the same pair or
+  none (see :mod:`eventbridge.sources.http`); only one of the two set is an error (Argo silently
+  serves plain HTTP then). A certificate or key that does not load fails the start.
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -62,11 +80,56 @@ from eventbridge.sources.http import (
     json_error,
     read_body,
     request_headers,
+    server_tls,
 )
 
 log = logging.getLogger(__name__)
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+CE_ID_HEADER = "ce-id"
+#: Longest idempotency key (or CloudEvents id) taken as an event id.
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _structured_string(value: str) -> str:
+    """An RFC 8941 sf-string's content (``"a\\"b"`` -> ``a"b``); other values are taken as they are."""
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        inner, out, escaped = text[1:-1], [], False
+        for char in inner:
+            if escaped or char != "\\":
+                out.append(char)
+                escaped = False
+            else:
+                escaped = True
+        return "".join(out)
+    return text
+
+
+def idempotency_key(headers: Mapping[str, str], content_type: str, body: Any) -> str | None:
+    """The sender's name for this request (see the module docstring), ``None`` when it gives none.
+
+    Raises ValueError for an empty or too long key.
+    """
+    raw = headers.get(IDEMPOTENCY_KEY_HEADER)
+    what = IDEMPOTENCY_KEY_HEADER
+    if raw is not None:
+        key: str | None = _structured_string(raw)
+    elif headers.get(CE_ID_HEADER) is not None:
+        key, what = headers[CE_ID_HEADER].strip(), CE_ID_HEADER
+    elif content_type == CLOUDEVENTS_JSON and isinstance(body, dict) and "id" in body:
+        key, what = body["id"] if isinstance(body["id"], str) else None, "the CloudEvent id"
+        if key is None:
+            raise ValueError("the CloudEvent id must be a string")
+    else:
+        return None
+    if not key:
+        raise ValueError(f"{what} is empty")
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ValueError(f"{what} is longer than {MAX_IDEMPOTENCY_KEY} characters")
+    return key
 
 
 def _reject_constant(text: str) -> Any:
@@ -105,12 +168,16 @@ class WebhookSource:
                 )
             self._token = token.encode()
         self._filter = EventFilter(self.spec.filter, log, self._labels)
-        self.bound_port = await self.context.router.add_route(self.port, self.endpoint, self.handle, owner=self._owner)
+        tls = server_tls(self.spec, self.context.secret)
+        self.bound_port = await self.context.router.add_route(
+            self.port, self.endpoint, self.handle, owner=self._owner, tls=tls
+        )
         log.info(
-            "webhook %s %s listening on port %d",
+            "webhook %s %s listening on port %d (%s)",
             self.method,
             self.endpoint,
             self.bound_port,
+            "HTTPS" if tls is not None else "HTTP",
             extra=self._labels,
         )
 
@@ -139,13 +206,17 @@ class WebhookSource:
             raise  # the router answers 408 and closes the connection
         except ValueError as exc:
             return json_error(400, str(exc))
+        try:
+            event_id = idempotency_key(request.headers, request.content_type, body)
+        except ValueError as exc:
+            return json_error(400, str(exc))
         data: dict[str, Any] = {"header": request_headers(request), "body": body}
         if self.spec.metadata:
             data["metadata"] = dict(self.spec.metadata)
         if self._filter is not None and not self._filter.accepts(data):
             return web.json_response({"id": None, "filtered": True})
         try:
-            event = await self.context.dispatch(self.event_name, data)
+            event = await self.context.dispatch(self.event_name, data, event_id=event_id)
         except Exception as exc:  # noqa: BLE001
             log.error("failed to record webhook event: %s", exc, extra=self._labels)
             return json_error(503, "failed to record the event; retry later", headers={"Retry-After": "1"})
@@ -188,4 +259,11 @@ class WebhookSource:
 
 SOURCE_TYPES.register("webhook")(WebhookSource)
 
-__all__ = ["MASKED_AUTH", "WEBHOOK_METHODS", "WebhookSource", "canonical_header_name", "request_headers"]
+__all__ = [
+    "MASKED_AUTH",
+    "WEBHOOK_METHODS",
+    "WebhookSource",
+    "canonical_header_name",
+    "idempotency_key",
+    "request_headers",
+]

@@ -89,7 +89,12 @@ async def test_failing_and_slow_triggers_retry_with_backoff_then_dead_letter(eve
         await asyncio.to_thread(eventbridge.start)
         assert eventbridge.post_event("/hit", {"n": 7})[0] == 200
 
+        # The triggers of one event run side by side: the healthy one does not wait for the others.
         await eventually(lambda: bool(server.paths("/ok")), 30, "the healthy trigger")
+        assert len(server.paths("/dlq-failing")) == 0
+        await eventually(
+            lambda: bool(server.paths("/dlq-failing") and server.paths("/dlq-slow")), 30, "both dead-letter triggers"
+        )
         failing, slow = server.paths("/fail"), server.paths("/slow")
         assert [hit.body for hit in failing] == [{"n": "7"}] * 3
         gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(failing)]

@@ -6,6 +6,10 @@
   (list/create/delete), recording every request.
 * :func:`octokit_examples`: real GitHub webhook payloads from ``@octokit/webhooks-examples``,
   fetched by ``scripts/test_assets.sh`` into ``.cache/``.
+* :class:`FakeGithubApp` (:func:`fake_github_app`): that API behind GitHub App authentication
+  (RS256 JWT verified with the App's public key, installation tokens that expire).
+* :func:`minio_server`: a real MinIO server built by ``scripts/minio.sh`` (from the Go module
+  proxy, cached), on a temporary data directory and free loopback ports with known credentials.
 
 A server that cannot start raises (the test fails; nothing is skipped).
 """
@@ -13,12 +17,15 @@ A server that cannot start raises (the test fails; nothing is skipped).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import datetime
 import itertools
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -189,6 +196,176 @@ class FakeGitApi:
 @contextlib.asynccontextmanager
 async def fake_git_api() -> AsyncIterator[FakeGitApi]:
     api = FakeGitApi()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", api._handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    api.url = f"http://127.0.0.1:{port}"
+    try:
+        yield api
+    finally:
+        await runner.cleanup()
+        await asyncio.sleep(0)
+
+
+@dataclass(frozen=True)
+class MinioServer:
+    endpoint: str  # host:port, as the minio event source's ``endpoint`` wants it
+    url: str
+    access_key: str
+    secret_key: str
+    data_dir: Path
+
+
+MINIO_ACCESS_KEY = "eventbridge-minio"
+MINIO_SECRET_KEY = "eventbridge-minio-secret"
+
+
+def minio_binary() -> Path:
+    """The MinIO server binary from ``scripts/minio.sh`` (built when missing; a build failure raises)."""
+    done = subprocess.run(["bash", str(REPO_ROOT / "scripts/minio.sh")], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def minio_server(tmp_root: Path, port: int | None = None, tls: tuple[str, str] | None = None) -> Iterator[MinioServer]:
+    """``minio server`` on ``tmp_root``/data, S3 API and console on free 127.0.0.1 ports, with
+    update checks and call-home off, root credentials :data:`MINIO_ACCESS_KEY` /
+    :data:`MINIO_SECRET_KEY`; waits for ``/minio/health/ready``. ``port`` (default: a free one)
+    lets a test restart the server where its clients expect it. ``tls`` (certificate and key, PEM)
+    makes it serve HTTPS (``url`` is then ``https://...``)."""
+    binary = minio_binary()
+    port, console_port = port or free_port(), free_port()
+    data_dir = tmp_root / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    home = tmp_root / "home"
+    home.mkdir(exist_ok=True)
+    certs = tmp_root / "certs"
+    certs.mkdir(exist_ok=True)
+    context: ssl.SSLContext | None = None
+    if tls is not None:
+        (certs / "public.crt").write_text(tls[0])
+        (certs / "private.key").write_text(tls[1])
+        context = ssl.create_default_context(cadata=tls[0])
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "MINIO_ROOT_USER": MINIO_ACCESS_KEY,
+        "MINIO_ROOT_PASSWORD": MINIO_SECRET_KEY,
+        "MINIO_UPDATE": "off",
+        "MINIO_CALLHOME_ENABLE": "off",
+        "MINIO_BROWSER": "off",
+    }
+    log_file = (tmp_root / "minio.log").open("ab")
+    process = subprocess.Popen(
+        [str(binary), "server", "--quiet", "--address", f"127.0.0.1:{port}",
+         "--console-address", f"127.0.0.1:{console_port}", "--certs-dir", str(certs), str(data_dir)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )  # fmt: skip
+    try:
+        _wait_for_port(port, process, "minio server", timeout=60)
+        url = f"{'https' if tls is not None else 'http'}://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # the port opens before the object layer is ready
+            try:
+                with urllib.request.urlopen(f"{url}/minio/health/ready", timeout=1, context=context):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"minio server is not ready: {(tmp_root / 'minio.log').read_text(errors='replace')[-2000:]}"
+                    ) from None
+                time.sleep(0.1)
+        yield MinioServer(f"127.0.0.1:{port}", url, MINIO_ACCESS_KEY, MINIO_SECRET_KEY, data_dir)
+    finally:
+        _stop(process)
+        log_file.close()
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass
+class FakeGithubApp(FakeGitApi):
+    """:class:`FakeGitApi` that authenticates like GitHub does for a GitHub App.
+
+    ``POST .../app/installations/{installation_id}/access_tokens`` needs ``Authorization: Bearer
+    <JWT>`` signed RS256 by the App's key (verified with ``public_key_pem``; ``iss`` must be the
+    App id, ``exp`` in the future and at most 10 minutes after ``iat``) and answers 201 with a new
+    installation token valid ``token_ttl`` seconds. Every other call needs ``Authorization: token
+    <an unexpired installation token>``; otherwise 401. ``jwts`` holds the verified claims.
+    """
+
+    public_key_pem: str = ""
+    app_id: int = 0
+    installation_id: int = 0
+    token_ttl: float = 3600.0
+    tokens: dict[str, float] = field(default_factory=dict)
+    jwts: list[dict[str, Any]] = field(default_factory=list)
+
+    def _verify_jwt(self, token: str) -> str | None:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+        try:
+            header_b64, claims_b64, signature_b64 = token.split(".")
+            header = json.loads(_b64url_decode(header_b64))
+            claims = json.loads(_b64url_decode(claims_b64))
+            signature = _b64url_decode(signature_b64)
+        except ValueError:
+            return "A JSON web token could not be decoded"
+        if header.get("alg") != "RS256":
+            return "'alg' must be RS256"
+        key = serialization.load_pem_public_key(self.public_key_pem.encode())
+        assert isinstance(key, rsa.RSAPublicKey)
+        try:
+            key.verify(signature, f"{header_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return "A JSON web token could not be decoded"
+        now = time.time()
+        if str(claims.get("iss")) != str(self.app_id):
+            return "'Issuer' claim ('iss') must be an Integer"
+        if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+            return "'Expiration time' claim ('exp') must be a numeric value representing the future time"
+        if not isinstance(claims.get("iat"), int) or claims["iat"] > now + 60 or claims["exp"] - claims["iat"] > 600:
+            return "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued"
+        self.jwts.append(claims)
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        path = request.raw_path.split("?", 1)[0]
+        if path.endswith(f"/app/installations/{self.installation_id}/access_tokens") and request.method == "POST":
+            self.requests.append(Recorded(request.method, path, dict(request.headers), None))
+            scheme, _, token = auth.partition(" ")
+            problem = "missing JWT" if scheme != "Bearer" else self._verify_jwt(token)
+            if problem:
+                return web.json_response({"message": problem}, status=401)
+            issued = f"ghs_{next(self._ids)}"
+            expires = time.time() + self.token_ttl
+            self.tokens[issued] = expires
+            expires_at = datetime.datetime.fromtimestamp(expires, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return web.json_response({"token": issued, "expires_at": expires_at}, status=201)
+        scheme, _, token = auth.partition(" ")
+        if scheme != "token" or self.tokens.get(token, 0) <= time.time():
+            self.requests.append(Recorded(request.method, path, dict(request.headers), None))
+            return web.json_response({"message": "Bad credentials"}, status=401)
+        return await super()._handle(request)
+
+
+@contextlib.asynccontextmanager
+async def fake_github_app(public_key_pem: str, app_id: int, installation_id: int) -> AsyncIterator[FakeGithubApp]:
+    """A :class:`FakeGithubApp` on a free loopback port."""
+    api = FakeGithubApp(public_key_pem=public_key_pem, app_id=app_id, installation_id=installation_id)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", api._handle)
     runner = web.AppRunner(app, access_log=None)

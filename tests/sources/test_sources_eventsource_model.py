@@ -37,6 +37,7 @@ spec:
       authSecret: {name: my-secret, key: token}
       maxPayloadSize: 2048
       serverCertSecret: {name: tls, key: crt}
+      serverKeySecret: {name: tls, key: key}
   sqs:
     queued: {region: us-east-1, queue: q}
 """
@@ -82,7 +83,18 @@ def test_defaults_and_port_as_number() -> None:
     assert "maxPayloadSize" not in es.dump()["spec"]["webhook"]["a"]
 
 
-IMPLEMENTED = {"webhook", "calendar", "file", "kafka", "sqs", "github", "gitlab", "bitbucketserver"}
+IMPLEMENTED = {
+    "webhook",
+    "calendar",
+    "file",
+    "kafka",
+    "sqs",
+    "github",
+    "gitlab",
+    "bitbucketserver",
+    "minio",
+    "resource",
+}
 
 
 def test_types_not_run_yet_are_dicts_marked_unsupported() -> None:
@@ -103,8 +115,9 @@ def test_types_not_run_yet_are_dicts_marked_unsupported() -> None:
         ("redisStream", "r", {}),
     ]
     hook_fields = WebhookEventSource.model_fields
-    for name in ("server_cert_secret", "server_key_secret", "basic_auth"):
-        assert UNSUPPORTED_KEY in (hook_fields[name].json_schema_extra or {})  # type: ignore[operator]
+    assert UNSUPPORTED_KEY in (hook_fields["basic_auth"].json_schema_extra or {})  # type: ignore[operator]
+    for name in ("server_cert_secret", "server_key_secret"):  # HTTPS is served
+        assert not hook_fields[name].json_schema_extra
 
 
 def test_duplicate_event_names_across_types() -> None:
