@@ -38,6 +38,13 @@ TEMPLATE_TYPES = (
 # --- parameters, arguments -----------------------------------------------------------------
 
 
+class KeySelectorName(ArgoModel):
+    """A ``{name}`` reference (a ConfigMap by name; ``key`` is accepted and unused)."""
+
+    name: str
+    key: str | None = None
+
+
 class KeySelector(ArgoModel):
     """A ``{name, key, optional}`` Secret or ConfigMap key selector."""
 
@@ -114,7 +121,7 @@ class Parameter(ArgoModel):
     description: str | None = None
 
 
-NOT_YET_CLOUD = "cloud artifact stores are not supported yet (raw, http, git and passing between steps are)"
+NOT_YET_CLOUD = "this cloud artifact store is not supported yet (raw, http, git, s3 and passing between steps are)"
 
 
 class Artifact(ArgoModel):
@@ -132,7 +139,7 @@ class Artifact(ArgoModel):
     raw: dict[str, Any] | None = None
     http: dict[str, Any] | None = None
     git: dict[str, Any] | None = None
-    s3: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
+    s3: dict[str, Any] | None = None
     gcs: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
     azure: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
     oss: dict[str, Any] | None = unsupported(NOT_YET_CLOUD)
@@ -213,6 +220,45 @@ class Sequence(ArgoModel):
     start: AnyStr | None = None
     end: AnyStr | None = None
     format: str | None = None
+
+
+class Mutex(ArgoModel):
+    """A mutex (``synchronization.mutexes[]``); ``database: true`` locks are kept by this controller."""
+
+    name: str = ""
+    namespace: str | None = None
+    database: bool | None = None
+
+
+class SemaphoreRef(ArgoModel):
+    """A semaphore whose limit is one key of a ConfigMap (``configMapKeyRef``)."""
+
+    config_map_key_ref: KeySelector | None = None
+    namespace: str | None = None
+    database: dict[str, Any] | None = unsupported(
+        "database semaphores need Argo's sync_limit table; use configMapKeyRef"
+    )
+
+
+class Synchronization(ArgoModel):
+    """``synchronization``: mutexes and semaphores (the singular forms are Argo's older spelling)."""
+
+    mutex: Mutex | None = None
+    semaphore: SemaphoreRef | None = None
+    mutexes: list[Mutex] | None = None
+    semaphores: list[SemaphoreRef] | None = None
+
+
+class MemoizeCache(ArgoModel):
+    config_map: KeySelectorName | None = None
+
+
+class Memoize(ArgoModel):
+    """``memoize``: outputs cached under ``key`` in a ConfigMap-shaped cache, valid for ``maxAge``."""
+
+    key: str
+    max_age: str | None = None
+    cache: MemoizeCache | None = None
 
 
 class RetryStrategy(ArgoModel):
@@ -317,14 +363,14 @@ class Template(ArgoModel):
     http: HTTPTemplate | None = None
     container_set: ContainerSetTemplate | None = None
     data: DataTemplate | None = None
-    plugin: dict[str, Any] | None = unsupported("executor plugins need cluster mode")
+    plugin: dict[str, Any] | None = None
     retry_strategy: RetryStrategy | None = None
     timeout: AnyStr | None = None
     active_deadline_seconds: AnyStr | None = None
     parallelism: int | None = None
     fail_fast: bool | None = None
-    memoize: dict[str, Any] | None = unsupported()
-    synchronization: dict[str, Any] | None = unsupported()
+    memoize: Memoize | None = None
+    synchronization: Synchronization | None = None
     metrics: dict[str, Any] | None = unsupported()
     daemon: bool | None = unsupported()
     init_containers: list[dict[str, Any]] | None = unsupported(POD_ONLY)
@@ -339,7 +385,9 @@ class Template(ArgoModel):
     pod_spec_patch: str | None = unsupported(POD_ONLY)
     priority_class_name: str | None = unsupported(POD_ONLY)
     scheduler_name: str | None = unsupported(POD_ONLY)
-    archive_location: dict[str, Any] | None = unsupported("artifacts are not supported yet")
+    archive_location: dict[str, Any] | None = unsupported(
+        "archiveLocation is not supported yet (outputs go to the workflow's artifact repository)"
+    )
 
     def kinds(self) -> list[str]:
         """The template kinds set on this template (Argo's names), normally exactly one."""
@@ -391,7 +439,7 @@ class WorkflowSpec(ArgoModel):
     pod_gc: PodGC | None = None
     workflow_metadata: dict[str, Any] | None = None
     hooks: dict[str, LifecycleHook] | None = None
-    retry_strategy: RetryStrategy | None = unsupported()
+    retry_strategy: RetryStrategy | None = None  # the default of every template without its own
     fail_fast: bool | None = None
     service_account_name: str | None = unsupported(POD_ONLY)
     automount_service_account_token: bool | None = unsupported(POD_ONLY)
@@ -414,12 +462,13 @@ class WorkflowSpec(ArgoModel):
     pod_disruption_budget: dict[str, Any] | None = unsupported(POD_ONLY)
     host_aliases: list[dict[str, Any]] | None = unsupported(POD_ONLY)
     template_defaults: dict[str, Any] | None = None
-    artifact_repository_ref: dict[str, Any] | None = unsupported("artifacts are not supported yet")
-    artifact_gc: dict[str, Any] | None = unsupported("artifacts are not supported yet")
+    artifact_repository_ref: dict[str, Any] | None = None  # an s3 repository from a ConfigMap key
+    artifact_gc: dict[str, Any] | None = unsupported("artifact garbage collection is not supported yet")
     archive_logs: bool | None = unsupported()
-    synchronization: dict[str, Any] | None = unsupported()
+    synchronization: Synchronization | None = None
     metrics: dict[str, Any] | None = unsupported()
-    priority: int | None = unsupported()
+    priority: int | None = None  # orders workflows waiting for the same lock
+    executor_plugins: list[dict[str, Any]] | None = None  # called at localhost:<containerPort>
 
     def template(self, name: str) -> Template | None:
         for tmpl in self.templates or []:
@@ -462,12 +511,57 @@ def _dag_cycle(tasks: list[DAGTask]) -> list[str] | None:
     return None
 
 
+def sync_findings(sync: Synchronization | None, where: str) -> list[Finding]:
+    """Problems Argo rejects in a ``synchronization`` block (a mutex without a name...)."""
+    if sync is None:
+        return []
+    findings: list[Finding] = []
+    mutexes = [(f"{where}.mutex", sync.mutex)] if sync.mutex is not None else []
+    mutexes += [(f"{where}.mutexes.{i}", m) for i, m in enumerate(sync.mutexes or [])]
+    for path, mutex in mutexes:
+        if not mutex.name:
+            findings.append(Finding(f"{path}.name", "a mutex needs a name"))
+        if mutex.database:
+            findings.append(
+                Finding(
+                    f"{path}.database",
+                    "database mutexes are kept by this controller alone (not shared with other controllers)",
+                    "warning",
+                )
+            )
+    semaphores = [(f"{where}.semaphore", sync.semaphore)] if sync.semaphore is not None else []
+    semaphores += [(f"{where}.semaphores.{i}", s) for i, s in enumerate(sync.semaphores or [])]
+    for path, semaphore in semaphores:
+        ref = semaphore.config_map_key_ref
+        if ref is not None and semaphore.database is not None:
+            findings.append(Finding(path, "a semaphore has either configMapKeyRef or database, not both"))
+        elif ref is None and semaphore.database is None:
+            findings.append(Finding(path, "a semaphore needs configMapKeyRef (name and key of its limit)"))
+        elif ref is not None and not ref.name:
+            findings.append(Finding(f"{path}.configMapKeyRef.name", "configMapKeyRef.name is required"))
+    return findings
+
+
 def check_spec(spec: WorkflowSpec, *, prefix: str = "spec", need_entrypoint: bool = True) -> list[Finding]:
     """Semantic checks Argo makes at submission (references resolved within ``spec`` only)."""
-    findings: list[Finding] = []
+    findings: list[Finding] = sync_findings(spec.synchronization, f"{prefix}.synchronization")
+    if spec.executor_plugins:
+        findings.append(
+            Finding(
+                f"{prefix}.executorPlugins",
+                "the bundled controller does not start plugin sidecars: run each plugin's server yourself; it is "
+                "called at http://localhost:<its first containerPort>",
+                "warning",
+            )
+        )
     templates = spec.templates or []
     names: set[str] = set()
     for i, tmpl in enumerate(templates):
+        findings += sync_findings(tmpl.synchronization, f"{prefix}.templates.{i}.synchronization")
+        if tmpl.memoize is not None and (tmpl.memoize.cache is None or tmpl.memoize.cache.config_map is None):
+            findings.append(
+                Finding(f"{prefix}.templates.{i}.memoize.cache", "memoize.cache.configMap.name is required")
+            )
         if not tmpl.name:
             findings.append(Finding(f"{prefix}.templates.{i}.name", "template name is required"))
         if tmpl.name in names:

@@ -5,6 +5,9 @@
 * Changes made by others to a running workflow (``spec.shutdown``: Terminate/Stop, a resumed
   suspend node) are passed to its run.
 * A periodic resync lists the store, so a dropped watch event cannot strand a workflow.
+* Mutexes and semaphores (``synchronization``) are shared by all runs through one LockManager;
+  at start, the holders recorded in unfinished workflows' ``status.synchronization`` are taken
+  back before any workflow runs, so a restart neither loses nor doubles a lock.
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from eventbridge.errors import NotFoundError
 from eventbridge.executors.base import Executor
 from eventbridge.models.base import References
 from eventbridge.store.base import Object, Store, WatchEvent
-from eventbridge.workflow.artifacts import ArtifactRepository
+from eventbridge.workflow.artifacts import ArtifactRepository, ObjectStore
+from eventbridge.workflow.memo import MemoCache
 from eventbridge.workflow.operator import WORKFLOW_COMPLETED, WorkflowRun
+from eventbridge.workflow.plugins import PluginDirectory
+from eventbridge.workflow.sync import LockManager
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +57,23 @@ class Controller:
         write_interval: float = 0.5,
         resync_seconds: float = 30.0,
         artifact_root: Path | None = None,
+        plugins: PluginDirectory | None = None,
+        object_store: ObjectStore | None = None,
+        artifact_repository: Mapping[str, Any] | None = None,
     ) -> None:
         """``artifact_root``: the local artifact repository (and emptyDir volumes); by default
-        ``artifacts/`` next to the executor's state directory when it has one."""
+        ``artifacts/`` next to the executor's state directory when it has one.
+        ``plugins``: the executor plugins (``plugin`` templates); ``object_store``: an S3 client
+        (``eventbridge.executors.artifacts_s3.S3ObjectStore``) for ``s3`` artifacts;
+        ``artifact_repository``: the default repository, Argo's ``artifactRepository`` shape
+        (``{"s3": {bucket, endpoint, insecure, accessKeySecret, secretKeySecret, keyFormat}}``);
+        without one, outputs go to the local directory repository."""
         self.store = store
+        self.locks = LockManager(references.config_map if references is not None else None)
+        self.memo = MemoCache(store)
+        self.plugins = plugins
+        self.object_store = object_store
+        self.artifact_repository = artifact_repository
         if artifact_root is None:
             state_dir = getattr(executor, "state_dir", None)
             if isinstance(state_dir, Path):
@@ -80,7 +100,10 @@ class Controller:
     # lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Watch the store, then pick up every workflow that is not finished."""
+        """Take back recorded locks, watch the store, then pick up every workflow that is not finished."""
+        for obj in await self.store.list("Workflow"):
+            if _phase(obj) not in WORKFLOW_COMPLETED:
+                self.locks.restore(obj)
         self._watch = self.store.watch("Workflow")
         self._loops.append(asyncio.create_task(self._watch_loop(self._watch)))
         await self._resync()
@@ -150,6 +173,11 @@ class Controller:
             pod_slots=self._pod_slots,
             write_interval=self.write_interval,
             artifacts=self.artifacts,
+            locks=self.locks,
+            memo=self.memo,
+            plugins=self.plugins,
+            object_store=self.object_store,
+            artifact_repository=self.artifact_repository,
         )
         self._runs[key] = run
         task = asyncio.create_task(self._run(key, run))
@@ -212,6 +240,7 @@ class Controller:
         if task is not None:
             task.cancel()
             await self.executor.kill(*key)
+        self.locks.release_workflow(*key)
         if self.artifacts is not None:
             await asyncio.to_thread(self.artifacts.delete_workflow, *key)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from pydantic import ValidationError
 
 from eventbridge.errors import ConflictError, EventBridgeError, ExprError, InvalidError, NotFoundError
@@ -42,6 +43,7 @@ from eventbridge.models.workflow import (
     DAGTask,
     LifecycleHook,
     Parameter,
+    RetryStrategy,
     Template,
     Workflow,
     WorkflowSpec,
@@ -52,13 +54,17 @@ from eventbridge.models.workflow import (
 from eventbridge.store.base import Object, Store
 from eventbridge.workflow.artifacts import (
     ArtifactRepository,
+    ObjectStore,
     Record,
+    S3Access,
     fetch,
     has_source,
     parse_reference,
     safe_name,
+    save_s3,
 )
 from eventbridge.workflow.depends import evaluate_depends
+from eventbridge.workflow.memo import MemoCache, fresh
 from eventbridge.workflow.nodes import (
     COMPLETED,
     COMPLETED_LABEL,
@@ -72,10 +78,21 @@ from eventbridge.workflow.nodes import (
     parse_duration,
     pod_name,
 )
+from eventbridge.workflow.plugins import PluginDirectory, execute_template, workflow_plugins
+from eventbridge.workflow.sync import (
+    LockManager,
+    LockRef,
+    lock_refs,
+    record_holding,
+    record_released,
+    record_waiting,
+)
 
 log = logging.getLogger(__name__)
 
 WORKFLOW_COMPLETED = frozenset({"Succeeded", "Failed", "Error"})
+NODE_TYPES = {"steps": "Steps", "dag": "DAG", "suspend": "Suspend", "http": "HTTP", "plugin": "Plugin"}
+PLUGIN_REQUEUE_DEFAULT = 10.0  # seconds before asking a plugin again that answered Pending/Running
 
 
 class _Inputs(dict[str, str]):
@@ -103,9 +120,25 @@ class WorkflowRun:
         pod_slots: asyncio.Semaphore | None = None,
         write_interval: float = 0.5,
         artifacts: ArtifactRepository | None = None,
+        locks: LockManager | None = None,
+        memo: MemoCache | None = None,
+        plugins: PluginDirectory | None = None,
+        object_store: ObjectStore | None = None,
+        artifact_repository: Mapping[str, Any] | None = None,
     ) -> None:
+        """``locks``: the controller's mutexes and semaphores; ``memo``: the memoization cache;
+        ``plugins``: configured executor plugins; ``object_store``: the S3 client;
+        ``artifact_repository``: the default repository (``{"s3": {...}}``), else local."""
         self.store = store
         self.repository = artifacts
+        self.locks = locks
+        self.memo = memo
+        self.plugins = plugins
+        self.object_store = object_store
+        self.default_repository = artifact_repository
+        self.s3 = S3Access(object_store, None, "default")
+        self._shutdown: str | None = None
+        self._unsupported_plugins: set[str] = set()
         self.executor = executor
         self.obj = obj
         self.references = references
@@ -149,6 +182,8 @@ class WorkflowRun:
             log.info("workflow %s/%s was deleted while running", self.namespace, self.name)
             await self.executor.kill(self.namespace, self.name)
         finally:
+            if self.locks is not None:  # in memory only: the stored status keeps them for a restart
+                self.locks.release_workflow(self.namespace, self.name)
             # Cancelled (controller stopping) or done: leave nothing running behind.
             for task in (self._main, self._flush_task, self._hook_watch, *self._hook_tasks):
                 if task is not None and not task.done():
@@ -161,8 +196,11 @@ class WorkflowRun:
         try:
             self.spec = await self._effective_spec()
             self._init_globals()
+            self.s3 = self._s3_access()
         except (InvalidError, ValidationError, NotFoundError) as exc:
             await self._finish("Error", _message(exc))
+            return
+        if not await self._acquire_workflow_locks():
             return
         self.status["phase"] = "Running"
         self.status.setdefault("startedAt", now())
@@ -225,6 +263,155 @@ class WorkflowRun:
                 message = exit_node.get("message", "") or "exit handler failed"
         await self._finish(phase, message)
 
+    # ----------------------------------------------------------------------------- synchronization
+
+    async def _acquire_workflow_locks(self) -> bool:
+        """Take the locks of ``spec.synchronization`` (waiting in phase Pending); False if the run
+        ended instead (the locks could not be read, or the workflow was stopped while waiting)."""
+        if self.spec.synchronization is None:
+            return True
+        if self.locks is None:
+            await self._finish("Failed", "Failed to acquire the synchronization lock. This controller has no locks")
+            return False
+        holder = f"{self.namespace}/{self.name}"
+
+        def waiting(message: str, lock: LockRef, holders: list[str]) -> None:
+            self.status["phase"] = "Pending"
+            self.status["message"] = message
+            record_waiting(self.status, lock, holders)
+            self._changed(force=True)
+
+        self._shutdown = self._shutdown or (self.obj.get("spec") or {}).get("shutdown")
+        try:
+            locks = lock_refs(self.spec.synchronization, self.namespace)
+            acquired = await self.locks.acquire(
+                holder,
+                locks,
+                priority=self.spec.priority or 0,
+                created=str((self.obj.get("metadata") or {}).get("creationTimestamp") or ""),
+                on_wait=waiting,
+                abort=lambda: self._shutdown is not None,
+            )
+        except InvalidError as exc:
+            await self._finish("Failed", f"Failed to acquire the synchronization lock. {exc}")
+            return False
+        if not acquired:
+            await self._finish("Failed", f"Stopped with strategy '{self._shutdown}'")
+            return False
+        record_holding(self.status, holder, locks)
+        return True
+
+    async def _acquire_node_locks(
+        self, name: str, display: str, template: Template, boundary: str | None, node_type: str, locks: list[LockRef]
+    ) -> None:
+        """Take a template's locks for node ``name``; the node waits in phase Pending meanwhile."""
+        assert self.locks is not None
+        nid = node_id(self.name, name)
+        holder = f"{self.namespace}/{self.name}/{nid}"
+
+        def waiting(message: str, lock: LockRef, holders: list[str]) -> None:
+            node = self._node(name, display, node_type, template.name, boundary)
+            node["phase"] = "Pending"
+            node["message"] = message
+            node["synchronizationStatus"] = {"waiting": lock.name}
+            record_waiting(self.status, lock, holders)
+            self._changed(force=True)
+
+        await self.locks.acquire(
+            holder,
+            locks,
+            priority=self.spec.priority or 0,
+            created=str((self.obj.get("metadata") or {}).get("creationTimestamp") or ""),
+            on_wait=waiting,
+        )
+        node = self.nodes.get(nid)
+        if node is not None:
+            node.pop("synchronizationStatus", None)
+            node.pop("message", None)
+        record_holding(self.status, holder, locks)
+        self._changed()
+
+    def _release_node_locks(self, name: str, locks: list[LockRef], *, record: bool) -> None:
+        if self.locks is None or not locks:
+            return
+        holder = f"{self.namespace}/{self.name}/{node_id(self.name, name)}"
+        self.locks.release(holder, locks)
+        if record:
+            record_released(self.status, holder, locks)
+            self._changed()
+
+    # ----------------------------------------------------------------------------- memoization
+
+    async def _memo_lookup(
+        self, name: str, display: str, template: Template, inputs: dict[str, str], boundary: str | None, node_type: str
+    ) -> tuple[Node | None, dict[str, Any] | None]:
+        """(the completed node on a cache hit or None, the memoizationStatus) for a memoized template."""
+        memo = template.memoize
+        if memo is None or self.memo is None:
+            return None, None
+        cache = memo.cache.config_map.name if memo.cache is not None and memo.cache.config_map is not None else ""
+        if not cache:
+            raise InvalidError(f"template {template.name!r}: memoize.cache.configMap.name is required")
+        key = substitute(memo.key, self._template_scope(inputs))
+        try:
+            max_age = parse_duration(memo.max_age) if memo.max_age else None
+        except ValueError:
+            raise InvalidError(f"invalid maxAge: {memo.max_age!r}") from None
+        entry = await self.memo.load(self.namespace, cache, key)
+        hit = entry is not None and fresh(entry, max_age)
+        status = {"hit": hit, "key": key, "cacheName": cache}
+        node = self._node(name, display, node_type, template.name, boundary)
+        node["memoizationStatus"] = status
+        if not hit or entry is None:
+            return None, status
+        outputs = entry.get("outputs") or None
+        for param in (outputs or {}).get("parameters") or []:
+            if param.get("globalName") and "value" in param:
+                self._set_global_output(str(param["globalName"]), str(param["value"]))
+        return self._complete(node, "Succeeded", "", outputs), status
+
+    async def _memo_save(self, node: Node, status: dict[str, Any] | None) -> Node:
+        if status is None or status.get("hit") or node.get("phase") != "Succeeded" or self.memo is None:
+            return node
+        try:
+            await self.memo.save(
+                self.namespace, str(status["cacheName"]), str(status["key"]), node["id"], node.get("outputs")
+            )
+        except InvalidError as exc:
+            return self._complete(node, "Error", str(exc), node.get("outputs"))
+        return node
+
+    # ----------------------------------------------------------------------------- artifact repository
+
+    def _s3_access(self) -> S3Access:
+        """S3 access for this workflow: the repository of ``spec.artifactRepositoryRef`` (a ConfigMap
+        key holding ``s3: {...}``) or the controller's default repository."""
+        secret = self.references.secret if self.references is not None else None
+        repository: Mapping[str, Any] | None = self.default_repository
+        ref = self.spec.artifact_repository_ref
+        if ref:
+            config_map = str(ref.get("configMap") or "artifact-repositories")
+            key = str(ref.get("key") or "")
+            if not key:
+                raise InvalidError(
+                    "artifactRepositoryRef.key is required here (the bundled controller does not read the "
+                    "ConfigMap's default-artifact-repository annotation)"
+                )
+            if self.references is None:
+                raise InvalidError("artifactRepositoryRef needs a ConfigMap resolver")
+            text = self.references.config_map(self.namespace, config_map, key)
+            try:
+                repository = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise InvalidError(f"artifactRepositoryRef {config_map}/{key} is not YAML: {exc}") from None
+            if not isinstance(repository, dict):
+                raise InvalidError(f"artifactRepositoryRef {config_map}/{key} is not an artifact repository")
+        s3 = (repository or {}).get("s3") if repository else None
+        if repository and s3 is None and not any(k in repository for k in ("archiveLogs",)):
+            kind = next(iter(repository), "unknown")
+            raise InvalidError(f"artifact repository kind {kind!r} is not supported (s3 is; or none for local)")
+        return S3Access(self.object_store, secret, self.namespace, s3 if isinstance(s3, dict) else None)
+
     @property
     def _terminated(self) -> bool:
         return self._abort_message is not None and self._abort_message.startswith("Stopped with strategy 'Terminate'")
@@ -253,6 +440,10 @@ class WorkflowRun:
         resume and to suspend nodes completed or given outputs by an operation."""
         spec = obj.get("spec") or {}
         shutdown = spec.get("shutdown")
+        if shutdown and self._shutdown is None:
+            self._shutdown = str(shutdown)
+            if self.locks is not None:
+                self.locks.poke()  # a workflow waiting for its locks gives up
         if shutdown and self._abort_message is None and self._main is not None:
             asyncio.get_running_loop().create_task(self.stop(f"Stopped with strategy '{shutdown}'"))
         if spec.get("suspend") and self._abort_message is None:
@@ -455,9 +646,38 @@ class WorkflowRun:
         except (InvalidError, NotFoundError, ValidationError) as exc:
             node = self._node(name, display, "Pod", call.template, boundary)
             return self._complete(node, "Error", _message(exc))
-        if template.retry_strategy is not None and template.kinds() and template.kinds()[0] != "suspend":
-            return await self._execute_retry(name, display, template, inputs, boundary)
-        return await self._execute_template(name, display, template, inputs, boundary)
+        kind = template.kinds()[0] if template.kinds() else ""
+        # A workflow-level retryStrategy is the default of every template (Argo).
+        strategy = template.retry_strategy or self.spec.retry_strategy
+        if kind in ("", "suspend"):
+            strategy = None
+        node_type = "Retry" if strategy is not None else NODE_TYPES.get(kind, "Pod")
+        locks: list[LockRef] = []
+        finished = False
+        try:
+            if template.synchronization is not None:
+                locks = lock_refs(template.synchronization, self.namespace)
+                if self.locks is None:
+                    raise InvalidError("synchronization: this controller has no locks")
+                await self._acquire_node_locks(name, display, template, boundary, node_type, locks)
+            hit, memo_status = await self._memo_lookup(name, display, template, inputs, boundary, node_type)
+            if hit is not None:
+                finished = True
+                return hit
+            if strategy is not None:
+                node = await self._execute_retry(name, display, template, inputs, boundary, strategy)
+            else:
+                node = await self._execute_template(name, display, template, inputs, boundary)
+            node = await self._memo_save(node, memo_status)
+            finished = True
+            return node
+        except (InvalidError, NotFoundError, ExprError) as exc:
+            finished = True
+            node = self._node(name, display, node_type, template.name, boundary)
+            return self._complete(node, "Error", _message(exc))
+        finally:
+            # A cancelled node (controller stopping) keeps its lock in the stored status for a restart.
+            self._release_node_locks(name, locks, record=finished)
 
     async def _resolve(self, call: Call) -> Template:
         """The template a call names. A template reached through ``templateRef`` remembers its
@@ -569,8 +789,7 @@ class WorkflowRun:
         retries: int | None = None,
     ) -> Node:
         kind = template.kinds()[0] if template.kinds() else ""
-        node_type = {"steps": "Steps", "dag": "DAG", "suspend": "Suspend", "http": "HTTP"}.get(kind, "Pod")
-        node = self._node(name, display, node_type, template.name, boundary)
+        node = self._node(name, display, NODE_TYPES.get(kind, "Pod"), template.name, boundary)
         if node.get("phase") in COMPLETED:
             return node
         if inputs:
@@ -598,6 +817,8 @@ class WorkflowRun:
                 return await self._run_http(node, template, scope)
             if kind == "data":
                 return await self._run_data(node, template, scope)
+            if kind == "plugin":
+                return await self._run_plugin(node, template, scope)
             if kind == "resource":
                 return self._complete(
                     node,
@@ -612,10 +833,14 @@ class WorkflowRun:
             return self._complete(node, "Error", _message(exc))
 
     async def _execute_retry(
-        self, name: str, display: str, template: Template, inputs: dict[str, str], boundary: str | None
+        self,
+        name: str,
+        display: str,
+        template: Template,
+        inputs: dict[str, str],
+        boundary: str | None,
+        strategy: RetryStrategy,
     ) -> Node:
-        strategy = template.retry_strategy
-        assert strategy is not None
         node = self._node(name, display, "Retry", template.name, boundary)
         if node.get("phase") in COMPLETED:
             return node
@@ -761,17 +986,23 @@ class WorkflowRun:
 
     async def _run_container_set(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
         """Each container is a host step (a ``Container`` child node), started when its dependencies
-        succeeded; all share the set's volumeMounts. Outputs come from the container ``main``."""
+        succeeded; all share the set's volumeMounts. Outputs come from the container ``main``; when
+        the template declares outputs, ``main`` starts after the other containers (those that do not
+        depend on it) ended, since Argo collects outputs once the whole set is done and another
+        container may write them into a shared volume."""
         assert template.container_set is not None
         containers = {c.name or f"container-{i}": c for i, c in enumerate(template.container_set.containers)}
         main = "main" if "main" in containers else list(containers)[-1]
+        waits: dict[str, list[str]] = {name: list(c.dependencies or []) for name, c in containers.items()}
+        if template.outputs is not None:
+            waits[main] += [n for n in containers if n != main and n not in waits[main] and not _needs(waits, n, main)]
         shared_mounts = template.container_set.volume_mounts or []
         results: dict[str, Node] = {}
         running: dict[str, asyncio.Task[Node]] = {}
         pending = dict(containers)
         while pending or running:
             for name, container in list(pending.items()):
-                deps = container.dependencies or []
+                deps = waits[name]
                 if any(d in pending or d in running for d in deps):
                     continue
                 del pending[name]
@@ -880,7 +1111,7 @@ class WorkflowRun:
         if paths_spec.get("from"):
             record = {**parse_reference(str(paths_spec["from"])), "name": paths_spec.get("name", "data")}
         target = self._staging(node) / "data"
-        await fetch(record, target, self._repository())
+        await fetch(record, target, self._repository(), self.s3)
         files = await asyncio.to_thread(_list_files, target)
         data: Any = files
         for index, step in enumerate(template.data.transformation):
@@ -891,6 +1122,62 @@ class WorkflowRun:
         await asyncio.to_thread(shutil.rmtree, target, True)
         result = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
         return self._complete(node, "Succeeded", "", {"result": result})
+
+    # ----------------------------------------------------------------------------- plugin
+
+    async def _run_plugin(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        """Ask the executor plugins to execute the template (see ``plugins.py``); a plugin that answers
+        Pending/Running is asked again after its ``requeue`` delay."""
+        raw = template.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        resolved: dict[str, Any] = substitute_all(raw, scope)
+        for param in (resolved.get("inputs") or {}).get("parameters") or []:
+            value = scope.get(f"inputs.parameters.{param.get('name')}")
+            if value is not None:
+                param["value"] = value
+        plugins = workflow_plugins(self.spec.executor_plugins)
+        if self.plugins is not None:
+            plugins += [
+                p for p in self.plugins.executor_plugins(self.namespace) if p.name not in {q.name for q in plugins}
+            ]
+        if not plugins:
+            return self._complete(
+                node,
+                "Error",
+                "no executor plugin is configured: give a ConfigMap labelled "
+                "workflows.argoproj.io/configmap-type: ExecutorPlugin, or spec.executorPlugins",
+            )
+        tokens: dict[str, str] = {}
+        for plugin in plugins:
+            if plugin.token_secret:
+                if self.references is None:
+                    raise InvalidError(f"executor plugin {plugin.name!r}: its token Secret needs a Secret resolver")
+                secret, _, key = plugin.token_secret.partition("/")
+                tokens[plugin.name] = self.references.secret(self.namespace, secret, key or "token")
+        meta = self.obj.get("metadata") or {}
+        body = {
+            "workflow": {"metadata": {"name": self.name, "namespace": self.namespace, "uid": meta.get("uid") or ""}},
+            "template": resolved,
+        }
+        while True:
+            try:
+                reply = await execute_template(plugins, body, tokens, self._unsupported_plugins)
+            except InvalidError as exc:
+                return self._complete(node, "Failed", str(exc))
+            result = reply.node
+            phase = str(result.get("phase") or "Running")
+            message = str(result.get("message") or "")
+            outputs = result.get("outputs") if isinstance(result.get("outputs"), dict) else None
+            if phase in COMPLETED:
+                for param in (outputs or {}).get("parameters") or []:
+                    if param.get("globalName") and "value" in param:
+                        self._set_global_output(str(param["globalName"]), str(param["value"]))
+                return self._complete(node, phase, message, outputs)
+            if message:
+                node["message"] = message
+            if outputs:
+                node["outputs"] = outputs
+            self._changed()
+            await asyncio.sleep(reply.requeue or PLUGIN_REQUEUE_DEFAULT)
 
     # ----------------------------------------------------------------------------- artifacts
 
@@ -910,7 +1197,7 @@ class WorkflowRun:
                 continue
             target = self._staging(node) / "inputs" / safe_name(name)
             try:
-                await fetch(record, target, self._repository())
+                await fetch(record, target, self._repository(), self.s3)
             except (InvalidError, NotFoundError) as exc:
                 if record.get("optional"):
                     continue
@@ -956,12 +1243,28 @@ class WorkflowRun:
             if host is None or self.repository is None:
                 continue
             declared = artifact.model_dump(by_alias=True, exclude_none=True, mode="json")
-            record = await self.repository.save(Path(host), self.namespace, self.name, node["id"], declared)
+            if artifact.s3 is not None or self.s3.repository is not None:
+                record = await save_s3(Path(host), declared, self._output_s3(artifact, node, template), self.s3)
+            else:
+                record = await self.repository.save(Path(host), self.namespace, self.name, node["id"], declared)
             if artifact.global_name:
                 self._set_global_artifact(artifact.global_name, record)
                 record["globalName"] = artifact.global_name
             saved.append(record)
         return saved
+
+    def _output_s3(self, artifact: Artifact, node: Node, template: Template) -> dict[str, Any]:
+        """Where an output artifact goes in S3: its own ``s3`` block completed by the repository;
+        without a key, ``<keyFormat>/<name>.tgz`` (keyFormat default ``{{workflow.name}}/{{pod.name}}``)."""
+        spec = self.s3.spec(artifact.s3 or {})
+        if not spec.get("key"):
+            key_format = str((self.s3.repository or {}).get("keyFormat") or "{{workflow.name}}/{{pod.name}}")
+            scope = {**self.globals, "pod.name": pod_name(self.name, template.name, node["name"])}
+            scope.setdefault("workflow.creationTimestamp", "")
+            base = substitute(key_format, scope).strip("/")
+            archive = artifact.archive or {}
+            spec["key"] = f"{base}/{artifact.name}" + ("" if "none" in archive else ".tgz")
+        return spec
 
     async def _run_step(self, step: StepSpec) -> StepResult:
         async with contextlib.AsyncExitStack() as stack:
@@ -1525,11 +1828,13 @@ class WorkflowRun:
 
     # ----------------------------------------------------------------------------- status writes
 
-    def _changed(self) -> None:
+    def _changed(self, *, force: bool = False) -> None:
+        """Note a status change; it is written within ``write_interval`` (after the first write, or
+        at once with ``force``)."""
         self._dirty = True
         for event in self._change_events:
             event.set()
-        if self._flush_task is None and self.writes > 0:
+        if self._flush_task is None and (self.writes > 0 or force):
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
@@ -1559,7 +1864,10 @@ class WorkflowRun:
         root = self.nodes.get(self.name)
         if root is not None and root.get("phase") not in COMPLETED:
             self._complete(root, phase, message)
+        self.status.pop("synchronization", None)  # a finished workflow holds and waits for nothing
         await self._write()
+        if self.locks is not None:
+            self.locks.release_workflow(self.namespace, self.name)
 
     async def _write(self) -> None:
         """Write our status over the stored object; on a conflict re-read and write again."""
@@ -1801,6 +2109,20 @@ def _sequence(seq: dict[str, Any], scope: Mapping[str, str]) -> list[str]:
         except (TypeError, ValueError, KeyError) as exc:
             raise ExprError(f"withSequence.format {fmt!r} is not a printf format for one integer") from exc
     return [str(v) for v in values]
+
+
+def _needs(graph: Mapping[str, list[str]], start: str, target: str) -> bool:
+    """Whether ``start`` depends on ``target``, directly or through others, in a dependency graph."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        current = todo.pop()
+        if current == target:
+            return True
+        if current not in seen:
+            seen.add(current)
+            todo.extend(graph.get(current, []))
+    return False
 
 
 def _continues(step: WorkflowStep | None, phase: str | None) -> bool:

@@ -149,7 +149,7 @@ async def test_missing_output_artifact_fails_and_cloud_store_is_refused(
             },
             {
                 "name": "cloud",
-                "inputs": {"artifacts": [{"name": "in", "path": "/tmp/in", "s3": {"key": "k"}}]},
+                "inputs": {"artifacts": [{"name": "in", "path": "/tmp/in", "gcs": {"bucket": "b", "key": "k"}}]},
                 "container": {"image": "alpine", "command": ["true"]},
             },
         ]
@@ -159,7 +159,7 @@ async def test_missing_output_artifact_fails_and_cloud_store_is_refused(
     assert nodes["a"]["phase"] == "Error"
     assert "left nothing at /tmp/x" in nodes["a"]["message"]
     assert nodes["b"]["phase"] == "Error"
-    assert "s3 artifacts are not supported yet" in nodes["b"]["message"]
+    assert "gcs artifacts are not supported yet" in nodes["b"]["message"]
 
 
 async def test_empty_dir_volume_is_shared_by_the_steps(controller: Controller, store: SqliteStore) -> None:
@@ -395,3 +395,32 @@ async def test_git_input_artifact_at_a_revision(controller: Controller, store: S
     )
     assert phase(bad) == "Error"
     assert "git clone failed" in by_display(bad)[bad["metadata"]["name"]]["message"]
+
+
+async def test_container_set_outputs_wait_for_every_container(controller: Controller, store: SqliteStore) -> None:
+    """Another container writes main's output into the shared volume, later than main ends (Argo
+    collects outputs once the whole set is done)."""
+    manifest = wf(
+        [
+            {
+                "name": "main",
+                "volumes": [{"name": "ws", "emptyDir": {}}],
+                "containerSet": {
+                    "volumeMounts": [{"name": "ws", "mountPath": "/ws"}],
+                    "containers": [
+                        {
+                            "name": "writer",
+                            "image": "alpine",
+                            "command": ["sh", "-c", "sleep 0.5; echo late > /ws/out"],
+                        },
+                        {"name": "main", "image": "alpine", "command": ["true"]},
+                    ],
+                },
+                "outputs": {"parameters": [{"name": "out", "valueFrom": {"path": "/ws/out"}}]},
+            }
+        ]
+    )
+    done = await run(store, manifest)
+    assert phase(done) == "Succeeded", done["status"].get("message")
+    root = by_display(done)[done["metadata"]["name"]]
+    assert root["outputs"]["parameters"][0]["value"] == "late"
