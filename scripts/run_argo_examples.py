@@ -150,7 +150,9 @@ def collect(root: Path, extended: bool = False) -> list[Example]:
                 examples.append(Example(path, rel, "-", skip=f"argo no-test: {label}"))
                 continue
             reason = EXTENDED_SKIPS.get(rel) or (
-                "synchronization (mutex/semaphore) is not implemented" if "synchronization" in text else ""
+                "synchronization examples need the ConfigMap my-config (not shipped with them) and sleep for minutes"
+                if "synchronization" in text
+                else ""
             )
             expected = EXPECTED_OVERRIDES.get(rel, "Succeeded")
             examples.append(Example(path, rel, expected, skip=reason or needs(doc, text), extended=True))

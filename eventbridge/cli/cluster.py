@@ -210,12 +210,24 @@ def sensor(ctx: click.Context, /, **values: Any) -> None:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Bearer tokens for the API and UI, one per line: TOKEN [read|write] [namespaces=a,b].",
 )
-def server(host: str, port: int, auth_file: Path | None, **values: Any) -> None:
+@click.option(
+    "--auth-mode",
+    envvar="EVENTBRIDGE_AUTH_MODE",
+    type=click.Choice(["tokens", "kube"]),
+    default="tokens",
+    show_default=True,
+    help="tokens: the --auth-file tokens (none: open); kube: Kubernetes tokens, checked with TokenReview "
+    "and SubjectAccessReview.",
+)
+def server(host: str, port: int, auth_file: Path | None, auth_mode: str, **values: Any) -> None:
     """Serve the API and the web UI over the namespace's custom resources."""
+    if auth_mode == "kube" and auth_file is not None:
+        fail("--auth-file and --auth-mode=kube exclude each other: Kubernetes checks the tokens", 2)
     settings = _settings(**values)
     settings.host = host
     settings.port = port
     settings.auth_file = auth_file
+    settings.auth_mode = auth_mode
     serve("server", settings)
 
 

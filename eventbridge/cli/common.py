@@ -75,6 +75,9 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     for noisy in ("aiohttp.access", "watchfiles.main"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 (under the kubernetes client) warns three times per failed call while an API server
+    # restarts; our own retry logging says what matters.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

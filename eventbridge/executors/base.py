@@ -1,14 +1,15 @@
 """The Executor protocol: runs one workflow step (an Argo "pod") and reports how it ended.
 
 The controller turns a container or script template into a :class:`StepSpec` (all ``{{...}}``
-already substituted) and awaits :meth:`Executor.run`. Implementations: ``host.py`` (a process on
-this machine) and, in cluster mode, a Pod executor.
+already substituted) and awaits :meth:`Executor.run`; when a workflow has finished it calls
+:meth:`Executor.workflow_finished` (where workflow-level clean-up such as Pod GC happens).
+Implementations: ``host.py`` (a process on this machine) and, in cluster mode, a Pod executor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 StepPhase = Literal["Succeeded", "Failed", "Error"]
 
@@ -58,6 +59,8 @@ class StepSpec:
     ``timeout`` (seconds) ends the step with phase Failed and a message saying so.
     ``mounts`` are placed before the step starts; ``artifacts`` are copied after it ends into
     ``artifact_dir/<name>`` (a host directory the controller chose), see :class:`StepResult`.
+    ``node_name`` is the node's full name in ``status.nodes`` (``wf-abc[0].step``), which the Pod
+    executor records in the ``workflows.argoproj.io/node-name`` annotation, as Argo does.
     """
 
     namespace: str
@@ -76,6 +79,7 @@ class StepSpec:
     artifacts: list[OutputArtifact] = field(default_factory=list)
     artifact_dir: str | None = None
     args_only: bool = False  # the template gave no command: argv are arguments for the image's entrypoint
+    node_name: str | None = None
 
 
 @dataclass(slots=True)
@@ -96,10 +100,13 @@ class StepResult:
 
 
 class Executor(Protocol):
-    """Runs steps; ``kill`` ends running ones; ``read_log`` returns a step's combined stdout/stderr."""
+    """Runs steps; ``kill`` ends running ones; ``read_log`` returns a step's combined stdout/stderr;
+    ``workflow_finished`` is told about each workflow that reached a final phase (the stored object)."""
 
     async def run(self, step: StepSpec) -> StepResult: ...
 
     async def kill(self, namespace: str, workflow: str, node_id: str | None = None) -> None: ...
 
     async def read_log(self, namespace: str, workflow: str, node_id: str) -> str: ...
+
+    async def workflow_finished(self, workflow: dict[str, Any]) -> None: ...

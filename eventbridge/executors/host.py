@@ -36,7 +36,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from eventbridge.executors.base import OutputArtifact, OutputParameter, PathMount, StepResult, StepSpec
 
@@ -206,6 +206,9 @@ class HostExecutor:
             if ns == namespace and wf == workflow and (node_id is None or node == node_id)
         ]
         await asyncio.gather(*(self._stop(running, "terminated") for running in targets))
+
+    async def workflow_finished(self, workflow: dict[str, Any]) -> None:
+        """Nothing to clean up: a step's files go when the step ends (host steps have no Pod GC)."""
 
     async def read_log(self, namespace: str, workflow: str, node_id: str) -> str:
         path = self.step_dir(namespace, workflow, node_id) / "log"

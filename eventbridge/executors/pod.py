@@ -25,9 +25,18 @@ The Pod, as Argo lays it out:
 
 The executor watches Pods labelled with a workflow (one shared watch in a thread), reads the main
 container's exit code from the Pod status and the outputs from the task result; logs come from
-the API (``pods/log``, container ``main``). ``spec.podGC.strategy`` ``OnPodCompletion`` and
-``OnPodSuccess`` delete the Pod once its step is recorded. Blocking client calls run in a
-bounded thread pool.
+the API (``pods/log``, container ``main``). Blocking client calls run in a bounded thread pool;
+while the API server cannot be reached (a restart) they are retried with backoff for up to
+``outage_seconds`` before a step is given up, and the watch relists when it comes back. For
+``AUTH_SETTLE_SECONDS`` after the server was unreachable, 401/403 are retried too (a restarted
+kube-apiserver answers before its authenticator and RBAC caches are loaded).
+
+Pod GC follows ``spec.podGC`` as Argo does: ``strategy`` ``OnPodCompletion`` / ``OnPodSuccess``
+delete a step's Pod once its step is recorded, ``OnWorkflowCompletion`` / ``OnWorkflowSuccess``
+delete the workflow's Pods when the controller reports the workflow finished
+(:meth:`PodExecutor.workflow_finished`); only Pods whose labels match ``labelSelector`` (all when
+unset) are deleted, ``deleteDelayDuration`` later. Other Pods get the label
+``workflows.argoproj.io/completed: "true"``.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from kubernetes.client.exceptions import ApiException
 
 from eventbridge.errors import EventBridgeError, InvalidError, NotFoundError, TemporaryError
 from eventbridge.executors.base import StepResult, StepSpec
+from eventbridge.models.eventsource import parse_go_duration
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +82,11 @@ VAR_VOLUME = "eventbridge-var"
 VAR_DIR = "/var/run/eventbridge"
 RESULT_LIMIT = 256 * 1024
 DEFAULT_WAIT_IMAGE = "eventbridge:latest"
+WORKFLOW_FINAL_PHASES = frozenset({"Succeeded", "Failed", "Error"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+AUTH_STATUSES = frozenset({401, 403})
+#: How long after the API server was last unreachable 401/403 count as its caches still loading.
+AUTH_SETTLE_SECONDS = 30.0
 
 # The main container's entry point. $@ is the step's command; see the module docstring.
 WRAPPER_SH = r"""d=/var/run/eventbridge
@@ -184,7 +199,7 @@ def build_pod(
     annotations.update(
         {
             ANNOTATION_NODE_ID: step.node_id,
-            ANNOTATION_NODE_NAME: str(node.get("name") or step.node_id),
+            ANNOTATION_NODE_NAME: str(step.node_name or node.get("name") or step.node_id),
             ANNOTATION_TEMPLATE: step.template_name or "",
         }
     )
@@ -299,6 +314,74 @@ def pod_finished(pod: dict[str, Any]) -> bool:
 # the executor
 
 
+@dataclass(frozen=True, slots=True)
+class PodGC:
+    """A workflow's ``spec.podGC``: ``delay`` is ``deleteDelayDuration`` in seconds."""
+
+    strategy: str = ""
+    selector: dict[str, Any] | None = None
+    delay: float = 0.0
+
+
+def pod_gc(workflow: dict[str, Any]) -> PodGC:
+    """The ``podGC`` of the workflow spec (over its stored WorkflowTemplate spec)."""
+    raw = workflow_spec(workflow).get("podGC")
+    if not isinstance(raw, dict):
+        return PodGC()
+    delay = 0.0
+    text = raw.get("deleteDelayDuration")
+    if text not in (None, ""):
+        try:
+            delay = max(parse_go_duration(str(text)), 0.0)
+        except ValueError:
+            log.warning("podGC.deleteDelayDuration %r is not a duration; Pods are deleted at once", text)
+    selector = raw.get("labelSelector")
+    return PodGC(str(raw.get("strategy") or ""), selector if isinstance(selector, dict) else None, delay)
+
+
+def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Whether ``labels`` match a Kubernetes LabelSelector (``matchLabels`` and ``matchExpressions``
+    with In, NotIn, Exists, DoesNotExist); an empty or missing selector matches everything."""
+    if not selector:
+        return True
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(str(key)) != str(value):
+            return False
+    for requirement in selector.get("matchExpressions") or []:
+        key = str(requirement.get("key") or "")
+        operator = requirement.get("operator")
+        values = {str(v) for v in requirement.get("values") or []}
+        if operator == "In":
+            matched = key in labels and labels[key] in values
+        elif operator == "NotIn":
+            matched = key not in labels or labels[key] not in values
+        elif operator == "Exists":
+            matched = key in labels
+        elif operator == "DoesNotExist":
+            matched = key not in labels
+        else:  # the API server rejects other operators; match nothing rather than delete by mistake
+            matched = False
+        if not matched:
+            return False
+    return True
+
+
+def should_delete_pod(gc: PodGC, labels: dict[str, str], *, step_phase: str = "", workflow_phase: str = "") -> bool:
+    """Argo's Pod GC decision for one Pod: after its step ended (``step_phase``) or after the
+    workflow ended (``workflow_phase``)."""
+    if not gc.strategy or not selector_matches(gc.selector, labels):
+        return False
+    if gc.strategy == "OnWorkflowCompletion":
+        return workflow_phase in WORKFLOW_FINAL_PHASES
+    if gc.strategy == "OnWorkflowSuccess":
+        return workflow_phase == "Succeeded"
+    if gc.strategy == "OnPodCompletion":
+        return bool(step_phase)
+    if gc.strategy == "OnPodSuccess":
+        return step_phase == "Succeeded"
+    return False
+
+
 class PodApiError(TemporaryError):
     """The API server failed or refused a Pod operation."""
 
@@ -346,6 +429,8 @@ class _PodWatch:
             except Exception as exc:  # noqa: BLE001  (the watch thread must survive any failure)
                 if self.stopping.is_set():
                     break
+                if isinstance(exc, OSError | urllib3.exceptions.HTTPError):
+                    self.executor._unreachable_at = time.monotonic()
                 log.warning("pod watch failed (%s); retrying in %.1fs", exc, delay)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 5.0)
@@ -407,6 +492,8 @@ class PodExecutor:
     ``namespace``: watch Pods in that namespace only (namespaced RBAC), else cluster-wide.
     ``wait_image``: the image of the ``wait`` container (the eventbridge image).
     ``service_account``: used when neither the template nor the workflow names one.
+    ``outage_seconds``: how long a call keeps retrying while the API server cannot be reached or
+    answers 429/5xx (a restart, an overload) before the step is given up.
     """
 
     def __init__(
@@ -419,6 +506,7 @@ class PodExecutor:
         max_workers: int = 8,
         watch_timeout_seconds: int = 300,
         recheck_seconds: float = 15.0,
+        outage_seconds: float = 60.0,
     ) -> None:
         self._api_client = api_client
         self._core = k8s.CoreV1Api(api_client)
@@ -430,6 +518,9 @@ class PodExecutor:
         self._watch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pod-watch")
         self._watch_timeout = watch_timeout_seconds
         self._recheck = recheck_seconds
+        self._outage = outage_seconds
+        self._unreachable_at: float | None = None  # monotonic time of the last transport failure
+        self._gc_tasks: set[asyncio.Task[None]] = set()
         self._watch: _PodWatch | None = None
         self._waiters: dict[tuple[str, str], _Waiter] = {}
         self._last_seen: dict[tuple[str, str], dict[str, Any]] = {}
@@ -441,26 +532,46 @@ class PodExecutor:
         for waiter in self._waiters.values():
             if not waiter.future.done():
                 waiter.future.cancel()
+        for task in list(self._gc_tasks):  # delayed Pod GC: the Pods stay (as after an Argo restart)
+            task.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._watch_thread.shutdown(wait=False, cancel_futures=True)
 
     # plumbing --------------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run a blocking client call in the pool; retry while the API server is unreachable or
+        answers 429/5xx, with backoff, for up to ``outage_seconds`` (at least four attempts).
+
+        Every call made through here is safe to repeat: Pods have fixed names (a repeated create
+        answers 409, which the caller adopts), and the rest are reads, deletes and label patches."""
         loop = asyncio.get_running_loop()
         delay = 0.2
-        for attempt in range(4):
+        deadline = time.monotonic() + self._outage
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await loop.run_in_executor(self._pool, fn)
             except ApiException as exc:
-                if exc.status not in (429, 500, 502, 503, 504) or attempt == 3:
+                settling = exc.status in AUTH_STATUSES and self._settling()
+                if not (exc.status in RETRY_STATUSES or settling) or (attempt >= 4 and time.monotonic() > deadline):
                     raise
+                if attempt == 1:
+                    log.info("API server answered %s; retrying for up to %gs", exc.status, self._outage)
             except (OSError, urllib3.exceptions.HTTPError) as exc:
-                if attempt == 3:
+                self._unreachable_at = time.monotonic()
+                if attempt >= 4 and time.monotonic() > deadline:
                     raise PodApiError(f"API server unreachable: {exc}") from None
+                if attempt == 1:
+                    log.info("API server unreachable (%s); retrying for up to %gs", exc, self._outage)
             await asyncio.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+            delay = min(delay * 2, 2.0)
+
+    def _settling(self) -> bool:
+        """Whether the API server was unreachable moments ago, so its auth caches may be cold."""
+        at = self._unreachable_at
+        return at is not None and time.monotonic() - at < min(AUTH_SETTLE_SECONDS, self._outage)
 
     def _list_pods_sync(self, namespace: str | None, selector: str) -> dict[str, Any]:
         ns = namespace or self.namespace
@@ -566,7 +677,8 @@ class PodExecutor:
         if pod.get("deleted"):
             return StepResult("Failed", exit_code=main_exit_code(pod), message=waiter.reason or "the Pod was deleted")
         result = await self._result(step, pod)
-        await self._collect(workflow, ns, name, result)
+        labels = (pod.get("metadata") or {}).get("labels") or manifest["metadata"]["labels"]
+        await self._collect(workflow, ns, name, result, labels)
         return result
 
     async def _await_pod(self, step: StepSpec, waiter: _Waiter, deadline: float | None) -> dict[str, Any] | None:
@@ -608,7 +720,11 @@ class PodExecutor:
             outputs = report.get("outputs") or {}
         except ApiException as exc:
             if exc.status != 404:
-                return StepResult("Error", exit_code=exit_code, message=f"cannot read the step's outputs: {exc}")
+                return StepResult(
+                    "Error", exit_code=exit_code, message=f"cannot read the step's outputs: {_api_message(exc)}"
+                )
+        except PodApiError as exc:
+            return StepResult("Error", exit_code=exit_code, message=f"cannot read the step's outputs: {exc}")
         if exit_code is None and "exitCode" in outputs:
             with contextlib.suppress(ValueError):
                 exit_code = int(outputs["exitCode"])
@@ -640,15 +756,54 @@ class PodExecutor:
             parameters[output.name] = str(value)
         return StepResult("Succeeded", exit_code=exit_code, result=result, parameters=parameters)
 
-    async def _collect(self, workflow: dict[str, Any], ns: str, name: str, result: StepResult) -> None:
-        """Pod GC per ``spec.podGC.strategy`` (per-Pod strategies only)."""
-        strategy = (workflow_spec(workflow).get("podGC") or {}).get("strategy") or ""
-        if strategy == "OnPodCompletion" or (strategy == "OnPodSuccess" and result.phase == "Succeeded"):
-            await self._delete_pod(ns, name)
+    async def _collect(
+        self, workflow: dict[str, Any], ns: str, name: str, result: StepResult, labels: dict[str, str]
+    ) -> None:
+        """After a step: delete its Pod (per-Pod GC strategies) or label it completed."""
+        gc = pod_gc(workflow)
+        if should_delete_pod(gc, labels, step_phase=result.phase):
+            await self._gc_delete(ns, name, gc.delay)
         else:
             patch = {"metadata": {"labels": {LABEL_COMPLETED: "true"}}}
             with contextlib.suppress(ApiException, PodApiError):
                 await self._call(lambda: self._core.patch_namespaced_pod(name, ns, patch, _preload_content=False))
+
+    async def _gc_delete(self, ns: str, name: str, delay: float) -> None:
+        """Delete a Pod now, or ``delay`` seconds from now in the background."""
+        if delay <= 0:
+            await self._delete_pod(ns, name)
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await self._delete_pod(ns, name)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._gc_tasks.add(task)
+        task.add_done_callback(self._gc_tasks.discard)
+
+    async def workflow_finished(self, workflow: dict[str, Any]) -> None:
+        """Workflow-level Pod GC (``OnWorkflowCompletion``, ``OnWorkflowSuccess``) for a finished
+        workflow: its Pods that match ``labelSelector`` are deleted. Never raises: a failure is
+        logged and the Pods stay (they are still owned by the Workflow)."""
+        gc = pod_gc(workflow)
+        if gc.strategy not in ("OnWorkflowCompletion", "OnWorkflowSuccess"):
+            return
+        meta = workflow.get("metadata") or {}
+        ns, name, uid = str(meta.get("namespace") or "default"), str(meta.get("name") or ""), meta.get("uid")
+        phase = str((workflow.get("status") or {}).get("phase") or "")
+        try:
+            pods = await self._pods_of(ns, name, None)
+        except (ApiException, PodApiError) as exc:
+            log.warning("workflow %s/%s: Pod GC could not list its Pods: %s", ns, name, exc)
+            return
+        for pod in pods:
+            pod_meta = pod.get("metadata") or {}
+            owners = {str(o.get("uid")) for o in pod_meta.get("ownerReferences") or []}
+            if uid and owners and str(uid) not in owners:
+                continue  # a Pod of an earlier Workflow of the same name
+            if should_delete_pod(gc, dict(pod_meta.get("labels") or {}), workflow_phase=phase):
+                await self._gc_delete(ns, str(pod_meta.get("name")), gc.delay)
 
     async def _delete_pod(self, ns: str, name: str) -> None:
         with contextlib.suppress(ApiException, PodApiError):
@@ -702,11 +857,19 @@ def _read_value(path: Path, limit: int | None = None) -> str | None:
 
 
 def report_outputs(
-    api_client: k8s.ApiClient, var_dir: Path, env: dict[str, str], *, poll: float = 0.1, timeout: float | None = None
+    api_client: k8s.ApiClient,
+    var_dir: Path,
+    env: dict[str, str],
+    *,
+    poll: float = 0.1,
+    timeout: float | None = None,
+    outage_seconds: float = 60.0,
 ) -> int:
     """Wait for the main container's exit code in ``var_dir`` and write the WorkflowTaskResult.
 
-    Returns the main container's exit code (-1 if it never wrote one before ``timeout``).
+    Returns the main container's exit code (-1 if it never wrote one before ``timeout``). The write
+    is retried with backoff for up to ``outage_seconds`` while the API server is unreachable or
+    answers 429/5xx (and 401/403 just after it was unreachable: a restarting server).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     exit_file = var_dir / "exitcode"
@@ -748,7 +911,11 @@ def report_outputs(
         "outputs": outputs,
     }
     custom = k8s.CustomObjectsApi(api_client)
-    for attempt in range(8):
+    unreachable = False  # a transport failure happened: 401/403 may come from a restarting API server
+    give_up_at = time.monotonic() + outage_seconds
+    attempt = -1
+    while True:
+        attempt += 1
         try:
             try:
                 custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "workflowtaskresults", body)
@@ -765,10 +932,11 @@ def report_outputs(
             return exit_code
         except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
             status = getattr(exc, "status", None)
-            if status in (401, 403, 404, 422) or attempt == 7:
+            unreachable = unreachable or not isinstance(exc, ApiException)
+            fatal = {404, 422} if unreachable else {401, 403, 404, 422}
+            if status in fatal or (attempt >= 7 and time.monotonic() > give_up_at):
                 raise
-            time.sleep(min(0.2 * 2**attempt, 5.0))
-    return exit_code
+            time.sleep(min(0.2 * 2**attempt, 2.0))
 
 
 def _wait_main(argv: list[str]) -> int:
@@ -785,6 +953,9 @@ def _wait_main(argv: list[str]) -> int:
             report_outputs(api_client, Path(os.environ.get("EVENTBRIDGE_VAR_DIR", VAR_DIR)), dict(os.environ))
         except ApiException as exc:
             print(f"eventbridge wait: cannot report the step's outputs: {_api_message(exc)}", file=sys.stderr)
+            return 1
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            print(f"eventbridge wait: cannot report the step's outputs: API server unreachable: {exc}", file=sys.stderr)
             return 1
     return 0
 

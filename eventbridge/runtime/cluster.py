@@ -47,8 +47,10 @@ from eventbridge.bus.base import Bus, Subscription
 from eventbridge.bus.kafka import KafkaBus, KafkaSettings
 from eventbridge.errors import EventBridgeError, InvalidError, NotFoundError, PermanentError, TemporaryError
 from eventbridge.events import Event
+from eventbridge.executors.artifacts_s3 import S3ObjectStore
 from eventbridge.executors.base import Executor, StepResult, StepSpec
 from eventbridge.executors.pod import DEFAULT_WAIT_IMAGE, PodExecutor
+from eventbridge.executors.resource import ResourceRunner
 from eventbridge.leader import LeaderElector, LeaseSettings
 from eventbridge.models.base import Manifest, References
 from eventbridge.models.core import SecretKeySelector
@@ -60,9 +62,11 @@ from eventbridge.runtime.embedded import StoreWorkflowOperations, engine_checks
 from eventbridge.sensor.manager import SensorManager
 from eventbridge.server.app import ApiContext, build_app
 from eventbridge.server.auth import load_auth
+from eventbridge.server.auth_kube import KubeAuth
 from eventbridge.sources.manager import SourceManager
 from eventbridge.store.base import Object
 from eventbridge.store.kube import KubeStore, api_client_from_environment, map_api_error
+from eventbridge.store.kube_objects import KubeObjects
 from eventbridge.workflow.controller import Controller
 from eventbridge.workflow.cron import CronScheduler
 
@@ -72,7 +76,7 @@ DEFAULT_BUS = "default"
 CONTROLLER_LEASE = "eventbridge-controller"
 EVENTSOURCE_LEASE = "eventbridge-eventsource"
 #: Source types that must run in one process at a time (Argo runs them with leader election).
-SINGLE_ACTIVE_FIELDS = ("calendar", "kafka", "file")
+SINGLE_ACTIVE_FIELDS = ("calendar", "kafka", "file", "resource")
 
 
 @dataclass
@@ -102,6 +106,7 @@ class ClusterSettings:
     host: str = "0.0.0.0"
     port: int = 2746
     auth_file: Path | None = None
+    auth_mode: str = "tokens"  # "tokens": the token file; "kube": TokenReview + SubjectAccessReview
 
 
 class Role(Protocol):
@@ -531,6 +536,9 @@ class _DetachableExecutor:
     async def read_log(self, namespace: str, workflow: str, node_id: str) -> str:
         return await self.inner.read_log(namespace, workflow, node_id)
 
+    async def workflow_finished(self, workflow: dict[str, Any]) -> None:
+        await self.inner.workflow_finished(workflow)
+
 
 class ControllerRole:
     """``eventbridge controller``: see the module docstring."""
@@ -585,7 +593,15 @@ class ControllerRole:
         )
         executor = _DetachableExecutor(pods)
         references = KubeReferences(self.api_client)
-        controller = Controller(store, executor, references=references, max_parallel_pods=settings.max_parallel_pods)
+        objects = KubeObjects(self.api_client, default_namespace=settings.namespace)
+        controller = Controller(
+            store,
+            executor,
+            references=references,
+            max_parallel_pods=settings.max_parallel_pods,
+            object_store=S3ObjectStore(),
+            resources=ResourceRunner(objects),
+        )
         cron = CronScheduler(store)
         try:
             await store.start()
@@ -602,6 +618,7 @@ class ControllerRole:
             with contextlib.suppress(Exception):
                 await controller.stop()
             await pods.stop()
+            await objects.close()
             references.close()
             await store.stop()
 
@@ -755,6 +772,7 @@ class SensorRole:
         self.api_client = api_client or api_client_from_environment(settings.kubeconfig)
         self.references = KubeReferences(self.api_client)
         self.store = KubeStore(self.api_client, namespace=settings.namespace)
+        self.objects = KubeObjects(self.api_client, default_namespace=settings.namespace)
         self.buses = BusPool()
         self._groups: dict[str, _SensorGroup] = {}
         self._sensors = ManifestCache("Sensor")
@@ -811,6 +829,7 @@ class SensorRole:
                     group_prefix=config.group_prefix,
                     from_start=config.from_start,
                     workflow_ops=StoreWorkflowOperations(self.store),
+                    objects=self.objects,
                 )
                 group = _SensorGroup(config, bus, manager)
                 self._groups[fingerprint] = group
@@ -833,6 +852,7 @@ class SensorRole:
             for fingerprint in list(self._groups):
                 await self._drop(fingerprint)
             await self.buses.stop()
+            await self.objects.close()
             self.references.close()
             await self.store.stop()
 
@@ -882,6 +902,9 @@ class ServerRole:
         settings = self.settings
         await self.store.start()
         runner: web.AppRunner | None = None
+        kube_auth: KubeAuth | None = None
+        if settings.auth_mode == "kube":
+            kube_auth = KubeAuth(self.api_client, default_namespace=settings.namespace)
         try:
             await self.watcher.start()
             executor: Executor = self.executor
@@ -891,9 +914,10 @@ class ServerRole:
                     executor=executor,
                     eventsources=lambda: self.eventsources,
                     sensors=lambda: self.sensors,
-                    auth=load_auth(settings.auth_file),
+                    auth=None if kube_auth is not None else load_auth(settings.auth_file),
                     managed_namespace=settings.namespace,
-                )
+                ),
+                authenticator=kube_auth,
             )
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
@@ -910,6 +934,8 @@ class ServerRole:
                 await runner.cleanup()
             await self.watcher.stop()
             await self.executor.stop()
+            if kube_auth is not None:
+                kube_auth.close()
             await self.store.stop()
 
 

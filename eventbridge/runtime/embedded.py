@@ -22,8 +22,10 @@ from aiohttp import web
 
 from eventbridge.bus.sqlite import SqliteBus
 from eventbridge.errors import AlreadyExistsError, NotFoundError
+from eventbridge.executors.artifacts_s3 import S3ObjectStore
 from eventbridge.executors.host import HostExecutor
 from eventbridge.models.base import Finding, Manifest, References
+from eventbridge.models.core import ConfigMap
 from eventbridge.models.eventsource import EventSource
 from eventbridge.models.loader import Diagnostic, Loaded, load_paths
 from eventbridge.models.references import ManifestReferences
@@ -39,6 +41,7 @@ from eventbridge.store.sqlite import SqliteStore
 from eventbridge.workflow import operations
 from eventbridge.workflow.controller import Controller
 from eventbridge.workflow.cron import CronScheduler
+from eventbridge.workflow.plugins import ConfigMapPlugins
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +170,11 @@ class EmbeddedRuntime:
         self.executor = HostExecutor(state / "steps")
         self.references = LiveReferences()
         self.controller = Controller(
-            self.store, self.executor, references=self.references, artifact_root=state / "artifacts"
+            self.store,
+            self.executor,
+            references=self.references,
+            artifact_root=state / "artifacts",
+            object_store=S3ObjectStore(),
         )
         self.cron = CronScheduler(self.store)
         self.sensors = SensorManager(
@@ -244,6 +251,7 @@ class EmbeddedRuntime:
             report(result.diagnostics)
             self.manifests.update(result.objects, result.diagnostics, _files_under(self.settings.paths))
             self.references.current = ManifestReferences((m for _, m in self.manifests.all()), environ=os.environ)
+            self.controller.plugins = _plugins(m for _, m in self.manifests.all())
             await self._sync_store_objects()
             await self.sensors.apply(self.manifests.of(Sensor))
             await self.sources.apply(self.manifests.of(EventSource))
@@ -328,6 +336,11 @@ async def wait_for_workflow(store: Store, namespace: str, name: str, deadline: f
             await close()
 
 
+def _plugins(manifests: Iterable[Manifest]) -> ConfigMapPlugins:
+    """The executor plugins declared by ``ExecutorPlugin`` ConfigMaps among ``manifests``."""
+    return ConfigMapPlugins(m.dump() for m in manifests if isinstance(m, ConfigMap))
+
+
 async def run_once(workflow: dict[str, Any], paths: Sequence[Path], state_dir: Path | None = None) -> Object:
     """Run one Workflow to completion in this process (``eventbridge run``)."""
     result = await asyncio.to_thread(load_paths, list(paths)) if paths else None
@@ -341,7 +354,14 @@ async def run_once(workflow: dict[str, Any], paths: Sequence[Path], state_dir: P
         references = LiveReferences()
         manifests = [item.manifest for item in (result.objects if result else [])]
         references.current = ManifestReferences(manifests, environ=os.environ)
-        controller = Controller(store, executor, references=references, artifact_root=state / "artifacts")
+        controller = Controller(
+            store,
+            executor,
+            references=references,
+            artifact_root=state / "artifacts",
+            plugins=_plugins(manifests),
+            object_store=S3ObjectStore(),
+        )
         await store.start()
         try:
             for item in result.objects if result else []:

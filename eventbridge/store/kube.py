@@ -17,7 +17,15 @@ open watch holds one thread of a second bounded pool (``max_watches``).
   410 Gone relists and reports the difference (ADDED/MODIFIED/DELETED) as events.
 * API errors map to eventbridge errors: 404 NotFoundError, 409 AlreadyExistsError (create) or
   ConflictError, 422/400 InvalidError, 403 KubeForbiddenError naming the missing permission, other
-  failures KubeApiError (a TemporaryError) after a short retry.
+  failures KubeApiError (a TemporaryError).
+* While the API server cannot be reached or answers 429/5xx (a restart, an overload), calls are
+  retried with backoff for up to ``outage_seconds`` (and at least ``retries`` times) before
+  KubeApiError. A create with ``generateName`` is repeated only when the request surely never
+  reached the server (connection refused, connect timeout, 429), so a retry cannot make a second
+  object; a delete whose retry finds the object gone has succeeded. For a while after the server
+  was unreachable (``AUTH_SETTLE_SECONDS``), 401 and 403 are retried too: a freshly restarted
+  kube-apiserver answers ready before its authenticator and RBAC caches have loaded, and refuses
+  requests it will allow a moment later. Watches likewise keep retrying then instead of ending.
 """
 
 from __future__ import annotations
@@ -51,6 +59,10 @@ VERSION = "v1alpha1"
 _Objects = list[Object]
 _EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_UNSENT_RETRY_STATUSES = frozenset({429})  # refused before the request was processed
+_AUTH_STATUSES = frozenset({401, 403})
+#: How long after the API server was last unreachable 401/403 count as its caches still loading.
+AUTH_SETTLE_SECONDS = 30.0
 _WATCH_QUEUE_LIMIT = 10_000
 
 
@@ -94,6 +106,13 @@ def map_api_error(exc: ApiException, what: str, *, creating: bool = False) -> Ex
     if status == 401:
         return KubeForbiddenError(f"{what}: the API server did not accept the credentials: {message}")
     return KubeApiError(f"{what}: API server error {status}: {message}", status)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a transport failure happened before the request could reach the server."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    return isinstance(exc, urllib3.exceptions.ConnectTimeoutError | ConnectionRefusedError)
 
 
 def api_client_from_environment(kubeconfig: str | None = None, *, pool_size: int = 32) -> k8s.ApiClient:
@@ -140,7 +159,8 @@ class KubeStore:
     """Store protocol over custom resources; see the module docstring.
 
     ``namespace`` confines list/watch calls made without a namespace (for namespaced RBAC);
-    None means cluster-wide.
+    None means cluster-wide. ``outage_seconds``: how long a call keeps retrying while the API
+    server is unreachable or answers 429/5xx.
     """
 
     def __init__(
@@ -154,6 +174,7 @@ class KubeStore:
         max_watches: int = 16,
         watch_timeout_seconds: int = 300,
         retries: int = 3,
+        outage_seconds: float = 60.0,
     ) -> None:
         self._api_client = api_client
         self._custom = k8s.CustomObjectsApi(api_client)
@@ -164,6 +185,8 @@ class KubeStore:
         self._watch_pool = ThreadPoolExecutor(max_workers=max_watches, thread_name_prefix="kube-watch")
         self._watch_timeout = watch_timeout_seconds
         self._retries = retries
+        self._outage = outage_seconds
+        self._unreachable_at: float | None = None  # monotonic time of the last transport failure
         self._kinds: dict[str, KindInfo] = {}
         self._streams: set[_KubeWatchStream] = set()
         self._last_rv: int | None = None
@@ -223,27 +246,58 @@ class KubeStore:
             if self._last_rv is None or value > self._last_rv:
                 self._last_rv = value
 
+    def _unreachable(self) -> None:
+        """Note that the API server could not be reached (see :meth:`_settling`)."""
+        self._unreachable_at = time.monotonic()
+
+    def _settling(self) -> bool:
+        """Whether the API server was unreachable moments ago, so its auth caches may be cold."""
+        at = self._unreachable_at
+        return at is not None and time.monotonic() - at < min(AUTH_SETTLE_SECONDS, self._outage)
+
     def _seen_object(self, obj: Object) -> Object:
         self._seen((obj.get("metadata") or {}).get("resourceVersion"))
         return obj
 
-    async def _call(self, fn: Callable[[], Any], what: str, *, creating: bool = False) -> Any:
-        """Run a blocking client call in the pool; retry transient failures; map API errors."""
+    async def _call(
+        self,
+        fn: Callable[[], Any],
+        what: str,
+        *,
+        creating: bool = False,
+        repeatable: bool = True,
+        done_if_after_retry: int | None = None,
+    ) -> Any:
+        """Run a blocking client call in the pool; retry transient failures; map API errors.
+
+        ``repeatable``: False when a request that reached the server must not be sent again (a
+        create with ``generateName``). ``done_if_after_retry``: an HTTP status that means success
+        when it answers a repeated request (404 for a delete); the call then returns None."""
         loop = asyncio.get_running_loop()
         delay = 0.2
-        for attempt in range(self._retries + 1):
+        deadline = time.monotonic() + self._outage
+        attempt = 0
+        while True:
+            attempt += 1
+            more = attempt <= self._retries or time.monotonic() < deadline
             try:
                 return await loop.run_in_executor(self._pool, fn)
             except ApiException as exc:
-                error = map_api_error(exc, what, creating=creating)
-                if not (int(exc.status or 0) in _RETRY_STATUSES and attempt < self._retries):
-                    raise error from None
+                status = int(exc.status or 0)
+                if attempt > 1 and done_if_after_retry is not None and status == done_if_after_retry:
+                    return None
+                retry_statuses = _RETRY_STATUSES if repeatable else _UNSENT_RETRY_STATUSES
+                settling = status in _AUTH_STATUSES and self._settling()
+                if not ((status in retry_statuses or settling) and more):
+                    raise map_api_error(exc, what, creating=creating) from None
             except (OSError, urllib3.exceptions.HTTPError) as exc:
-                if attempt >= self._retries:
+                self._unreachable()
+                if not (more and (repeatable or _never_sent(exc))):
                     raise KubeApiError(f"{what}: API server unreachable: {exc}") from None
+                if attempt == 1:
+                    log.info("%s: API server unreachable (%s); retrying for up to %gs", what, exc, self._outage)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _what(kind: str, namespace: str | None, name: str | None) -> str:
@@ -334,12 +388,14 @@ class KubeStore:
             meta.pop(server_field, None)
         ns = str(meta.get("namespace") or "default")
         what = self._what(info.kind, ns if info.namespaced else None, meta.get("name") or meta.get("generateName"))
+        repeatable = bool(meta.get("name"))  # a repeated generateName create could make a second object
         if info.namespaced:
             meta["namespace"] = ns
             created: Object = await self._call(
                 lambda: self._custom.create_namespaced_custom_object(self.group, self.version, ns, info.plural, body),
                 what,
                 creating=True,
+                repeatable=repeatable,
             )
         else:
             meta.pop("namespace", None)
@@ -347,6 +403,7 @@ class KubeStore:
                 lambda: self._custom.create_cluster_custom_object(self.group, self.version, info.plural, body),
                 what,
                 creating=True,
+                repeatable=repeatable,
             )
         if info.has_status and body.get("status") is not None and created.get("status") != body["status"]:
             created["status"] = body["status"]
@@ -394,11 +451,13 @@ class KubeStore:
             await self._call(
                 lambda: self._custom.delete_namespaced_custom_object(self.group, self.version, ns, info.plural, name),
                 self._what(kind, ns, name),
+                done_if_after_retry=404,
             )
         else:
             await self._call(
                 lambda: self._custom.delete_cluster_custom_object(self.group, self.version, info.plural, name),
                 self._what(kind, None, name),
+                done_if_after_retry=404,
             )
 
     # watch -----------------------------------------------------------------------------------
@@ -535,9 +594,16 @@ class _KubeWatchStream:
             try:
                 if baseline:
                     items, list_rv = self._store._list_sync(self._info, self._namespace)
-                    self._known = {_obj_key(o): str(o["metadata"].get("resourceVersion") or "") for o in items}
                     list_int = _rv_int(list_rv)
-                    rv = str(hint) if hint is not None and list_int is not None and hint <= list_int else list_rv
+                    since = hint if hint is not None and list_int is not None and hint <= list_int else None
+                    # Watching from the call's resourceVersion: what changed after it is not part of
+                    # the baseline, so a relist after 410 (a restarted API server) still reports it.
+                    self._known = {
+                        _obj_key(o): str(o["metadata"].get("resourceVersion") or "")
+                        for o in items
+                        if since is None or (_rv_int(o["metadata"].get("resourceVersion")) or 0) <= since
+                    }
+                    rv = str(since) if since is not None else list_rv
                     baseline = False
                 rv = self._watch_once(rv)
                 delay = 0.2
@@ -552,8 +618,11 @@ class _KubeWatchStream:
             except Exception as exc:  # noqa: BLE001  (the watch thread must survive any failure)
                 if self._stopping.is_set():
                     break
-                log.warning("%s watch failed (%s); retrying in %.1fs", self._info.plural, exc, delay)
-                if isinstance(exc, ApiException) and exc.status in (401, 403):
+                reason = f"{exc.status} {_api_message(exc)}" if isinstance(exc, ApiException) else str(exc)
+                log.warning("%s watch failed (%s); retrying in %.1fs", self._info.plural, reason, delay)
+                if isinstance(exc, OSError | urllib3.exceptions.HTTPError):
+                    self._store._unreachable()
+                if isinstance(exc, ApiException) and exc.status in _AUTH_STATUSES and not self._store._settling():
                     error = map_api_error(exc, f"watch {self._info.plural}")
                     with contextlib.suppress(RuntimeError):
                         self._loop.call_soon_threadsafe(self._queue.put_nowait, error)

@@ -22,6 +22,7 @@ from typing import Any
 
 from eventbridge.errors import NotFoundError
 from eventbridge.executors.base import Executor
+from eventbridge.executors.resource import ResourceRunner
 from eventbridge.models.base import References
 from eventbridge.store.base import Object, Store, WatchEvent
 from eventbridge.workflow.artifacts import ArtifactRepository, ObjectStore
@@ -60,6 +61,7 @@ class Controller:
         plugins: PluginDirectory | None = None,
         object_store: ObjectStore | None = None,
         artifact_repository: Mapping[str, Any] | None = None,
+        resources: ResourceRunner | None = None,
     ) -> None:
         """``artifact_root``: the local artifact repository (and emptyDir volumes); by default
         ``artifacts/`` next to the executor's state directory when it has one.
@@ -67,8 +69,10 @@ class Controller:
         (``eventbridge.executors.artifacts_s3.S3ObjectStore``) for ``s3`` artifacts;
         ``artifact_repository``: the default repository, Argo's ``artifactRepository`` shape
         (``{"s3": {bucket, endpoint, insecure, accessKeySecret, secretKeySecret, keyFormat}}``);
-        without one, outputs go to the local directory repository."""
+        without one, outputs go to the local directory repository.
+        ``resources``: runs ``resource`` templates through the Kubernetes API (cluster mode)."""
         self.store = store
+        self.resources = resources
         self.locks = LockManager(references.config_map if references is not None else None)
         self.memo = MemoCache(store)
         self.plugins = plugins
@@ -178,6 +182,7 @@ class Controller:
             plugins=self.plugins,
             object_store=self.object_store,
             artifact_repository=self.artifact_repository,
+            resources=self.resources,
         )
         self._runs[key] = run
         task = asyncio.create_task(self._run(key, run))
@@ -186,7 +191,13 @@ class Controller:
 
     async def _run(self, key: _Key, run: WorkflowRun) -> Object:
         try:
-            return await run.run()
+            result = await run.run()
+            if _phase(result) in WORKFLOW_COMPLETED:
+                try:
+                    await self.executor.workflow_finished(result)  # e.g. workflow-level Pod GC
+                except Exception:
+                    log.exception("workflow %s/%s: the clean-up after it finished failed", *key)
+            return result
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from eventbridge.errors import ConflictError, EventBridgeError, ExprError, InvalidError, NotFoundError
 from eventbridge.executors.base import Executor, OutputArtifact, OutputParameter, PathMount, StepResult, StepSpec
+from eventbridge.executors.resource import ResourceRunner
 from eventbridge.expr.lang import evaluate, evaluate_bool, format_value, nest
 from eventbridge.expr.template import substitute, substitute_all
 from eventbridge.expr.when import evaluate_when
@@ -125,11 +126,14 @@ class WorkflowRun:
         plugins: PluginDirectory | None = None,
         object_store: ObjectStore | None = None,
         artifact_repository: Mapping[str, Any] | None = None,
+        resources: ResourceRunner | None = None,
     ) -> None:
         """``locks``: the controller's mutexes and semaphores; ``memo``: the memoization cache;
         ``plugins``: configured executor plugins; ``object_store``: the S3 client;
-        ``artifact_repository``: the default repository (``{"s3": {...}}``), else local."""
+        ``artifact_repository``: the default repository (``{"s3": {...}}``), else local;
+        ``resources``: runs ``resource`` templates (cluster mode; without it they are an error)."""
         self.store = store
+        self.resources = resources
         self.repository = artifacts
         self.locks = locks
         self.memo = memo
@@ -820,12 +824,7 @@ class WorkflowRun:
             if kind == "plugin":
                 return await self._run_plugin(node, template, scope)
             if kind == "resource":
-                return self._complete(
-                    node,
-                    "Error",
-                    f"template {template.name!r} is a resource template: it needs cluster mode (a Kubernetes "
-                    "API), which the bundled controller does not have",
-                )
+                return await self._run_resource(node, template, scope)
             return self._complete(
                 node, "Error", f"template type {kind or 'none'!r} is not supported by this controller"
             )
@@ -942,6 +941,7 @@ class WorkflowRun:
             namespace=self.namespace,
             workflow=self.name,
             node_id=node["id"],
+            node_name=str(node.get("name") or ""),
             pod_name=pod,
             argv=argv,
             script=resolved.script.source if resolved.script is not None else None,
@@ -1050,6 +1050,30 @@ class WorkflowRun:
             return await self._run_pod(child, template, scope)
         except (ExprError, InvalidError, NotFoundError, ValidationError) as exc:
             return self._complete(child, "Error", _message(exc))
+
+    # ----------------------------------------------------------------------------- resource
+
+    async def _run_resource(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
+        """``resource``: one Kubernetes object acted on by the controller (cluster mode only)."""
+        if self.resources is None:
+            return self._complete(
+                node,
+                "Error",
+                f"template {template.name!r} is a resource template: it needs cluster mode (a Kubernetes "
+                "API), which the embedded controller does not have",
+            )
+        raw = template.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        resolved = Template.model_validate(substitute_all(raw, scope))
+        assert resolved.resource is not None
+        declared = resolved.outputs.parameters if resolved.outputs else None
+        outcome = await self.resources.run(
+            resolved.resource, declared, namespace=self.namespace, workflow=self.obj, node_id=node["id"]
+        )
+        params = outcome.output_parameters(declared)
+        for entry in params:
+            if entry.get("globalName"):
+                self._set_global_output(str(entry["globalName"]), str(entry["value"]))
+        return self._complete(node, outcome.phase, outcome.message, {"parameters": params} if params else None)
 
     # ----------------------------------------------------------------------------- http
 
@@ -1849,6 +1873,12 @@ class WorkflowRun:
             if self._main is not None:
                 self._main.cancel()
                 self._abort_message = "workflow deleted"
+        except Exception:
+            # A background write that failed (e.g. the API server is restarting) is not lost: the
+            # status stays dirty and goes out with the next write.
+            self._dirty = True
+            log.warning("workflow %s/%s: status write failed; retried with the next write",
+                        self.namespace, self.name, exc_info=True)  # fmt: skip
 
     async def _finish(self, phase: str, message: str) -> None:
         if self._flush_task is not None:

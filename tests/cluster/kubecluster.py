@@ -17,6 +17,7 @@ children get SIGTERM if the test process dies (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import ctypes
 import os
@@ -50,6 +51,10 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+#: One thread that lives as long as the test process, to fork long-lived children from.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kube-spawner")
 
 
 def _die_with_parent() -> None:
@@ -97,6 +102,7 @@ class KubeCluster:
     kubeconfig: Path
     apiserver_port: int
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    apiserver_args: list[str] = field(default_factory=list)  # to restart it with the same flags
 
     def configuration(self, token: str | None = None) -> k8s.Configuration:
         conf = k8s.Configuration()
@@ -116,6 +122,25 @@ class KubeCluster:
         with self.api_client() as api:
             k8s.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
         return name
+
+    def _apiserver(self) -> subprocess.Popen[bytes] | None:
+        return next((p for p in self.processes if p.args == self.apiserver_args), None)
+
+    def stop_apiserver(self) -> None:
+        """Kill kube-apiserver (SIGKILL: in-flight requests break); etcd keeps the state."""
+        process = self._apiserver()
+        if process is None:
+            raise RuntimeError("kube-apiserver is not running")
+        process.kill()
+        process.wait(timeout=15)
+        self.processes.remove(process)
+
+    def start_apiserver(self, timeout: float = 90) -> None:
+        """Start kube-apiserver again with the same flags and port (after :meth:`stop_apiserver`)."""
+        if self._apiserver() is not None:
+            raise RuntimeError("kube-apiserver is already running")
+        process = _launch_apiserver(self.apiserver_args, self.workdir, self.apiserver_port, self.token, timeout)
+        self.processes.append(process)
 
     def stop(self) -> None:
         # A test server keeps nothing: no graceful shutdown (kube-apiserver's takes seconds).
@@ -180,7 +205,6 @@ def _start_apiserver(bin_dir: Path, workdir: Path, etcd_port: int, token: str) -
     private, public = _write_keys(workdir)
     tokens = workdir / "tokens.csv"
     tokens.write_text(f'{token},{ADMIN_USER},{ADMIN_USER}-uid,"system:masters"\n')
-    log = workdir / "apiserver.log"
     args = [
         str(bin_dir / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
@@ -198,8 +222,20 @@ def _start_apiserver(bin_dir: Path, workdir: Path, etcd_port: int, token: str) -
         "--allow-privileged=true",
         "--endpoint-reconciler-type=none",
     ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    return _launch_apiserver(args, workdir, port, token, 90), port
+
+
+def _launch_apiserver(args: list[str], workdir: Path, port: int, token: str, timeout: float) -> subprocess.Popen[bytes]:
+    """Start kube-apiserver with ``args`` (its log appended to ``apiserver.log``) and wait for /readyz."""
+    log = workdir / "apiserver.log"
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+    # PR_SET_PDEATHSIG fires when the *thread* that forked exits: a restart called from a worker
+    # thread (asyncio.to_thread) must not fork there, or the server dies with that thread.
+    process = _SPAWNER.submit(spawn).result()
     http = urllib3.PoolManager(cert_reqs="CERT_NONE")
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -210,8 +246,8 @@ def _start_apiserver(bin_dir: Path, workdir: Path, etcd_port: int, token: str) -
             )
         return response.status == 200
 
-    _wait(ready, process, "kube-apiserver", log, 90)
-    return process, port
+    _wait(ready, process, "kube-apiserver", log, timeout)
+    return process
 
 
 @contextlib.contextmanager
@@ -294,7 +330,7 @@ def start_cluster() -> KubeCluster:
         ca = workdir / "certs" / "apiserver.crt"
         kubeconfig = workdir / "kubeconfig"
         _kubeconfig(kubeconfig, host, ca, token)
-        cluster = KubeCluster(workdir, host, token, ca, kubeconfig, port, processes)
+        cluster = KubeCluster(workdir, host, token, ca, kubeconfig, port, processes, list(apiserver.args))
         with cluster.api_client() as api:
             apply_crds(api, crd_manifests())
         return cluster

@@ -139,8 +139,9 @@ async def test_forbidden_names_the_missing_permission(cluster: KubeCluster, name
     client = KubeObjects(cluster.api_client(role_token))
     try:
         await client.create(configmap("c", namespace))  # the role may create configmaps...
-        with pytest.raises(KubeForbiddenError, match='cannot delete resource "configmaps"'):
-            await client.delete("v1", "ConfigMap", "c", namespace)  # ...but not delete them
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": namespace}}
+        with pytest.raises(KubeForbiddenError, match='cannot create resource "secrets"'):
+            await client.create(secret)  # ...but only read secrets
     finally:
         await client.close()
 

@@ -14,6 +14,9 @@
 * It writes Pod status back: Running with container states, then each container's exit code,
   phase Succeeded (all exited 0) or Failed; ``activeDeadlineSeconds`` ends the Pod with reason
   DeadlineExceeded. A Pod being deleted has its processes killed and is then removed (grace 0).
+* Like a real kubelet it rides out an API server restart: bindings, token requests and status
+  writes are retried while the server cannot be reached (or answers 429/5xx), and the Pod watch
+  resumes or relists.
 
 Images are ignored: the host's programs run (``python`` is this interpreter's directory first).
 """
@@ -34,10 +37,12 @@ import ssl
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -51,6 +56,7 @@ log = logging.getLogger("testkubelet")
 NODE_NAME = "eventbridge-test-node"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+OUTAGE_SECONDS = 60.0  # how long an API call is retried while the API server is away
 
 
 def _now() -> str:
@@ -215,6 +221,23 @@ class TestKubelet:
             finally:
                 watch.stop()
 
+    async def _api(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a thread, retried while the API server is unreachable or
+        answers 429/5xx (for up to OUTAGE_SECONDS); other API errors are raised."""
+        deadline = asyncio.get_running_loop().time() + OUTAGE_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            except k8s.ApiException as exc:
+                if exc.status not in (429, 500, 502, 503, 504) or asyncio.get_running_loop().time() > deadline:
+                    raise
+            except (OSError, urllib3.exceptions.HTTPError):
+                if self._stop.is_set() or asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
     # pods ----------------------------------------------------------------------------------------
 
     async def _handle_events(self) -> None:
@@ -253,7 +276,7 @@ class TestKubelet:
                 "target": {"apiVersion": "v1", "kind": "Node", "name": NODE_NAME},
             }
             with contextlib.suppress(k8s.ApiException):
-                await asyncio.to_thread(
+                await self._api(
                     self.core.create_namespaced_pod_binding,
                     meta["name"],
                     meta["namespace"],
@@ -272,7 +295,7 @@ class TestKubelet:
 
     async def _patch_status(self, run: _PodRun, status: dict[str, Any]) -> None:
         with contextlib.suppress(k8s.ApiException):
-            await asyncio.to_thread(self.core.patch_namespaced_pod_status, run.name, run.namespace, {"status": status})
+            await self._api(self.core.patch_namespaced_pod_status, run.name, run.namespace, {"status": status})
 
     async def _fail(self, run: _PodRun, reason: str, message: str) -> None:
         await self._patch_status(run, {"phase": "Failed", "reason": reason, "message": message})
@@ -378,7 +401,7 @@ class TestKubelet:
                 }
             }
             try:
-                token = await asyncio.to_thread(
+                token = await self._api(
                     self.core.create_namespaced_service_account_token, account, run.namespace, request
                 )
             except k8s.ApiException as exc:
