@@ -183,7 +183,7 @@ class BitbucketServerSource(GitWebhookSource):
             given = bytes.fromhex(hex_digest) if algorithm == "sha256" else b""
         except ValueError:
             given = b""
-        expected = hmac.new(self._secret, raw, hashlib.sha256).digest()
+        expected = hmac.digest(self._secret, raw, "sha256")
         if not given or not hmac.compare_digest(expected, given):
             raise Rejected(401, "hmac verification failed")
 
