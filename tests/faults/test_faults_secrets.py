@@ -1,6 +1,6 @@
 """Planted secrets never show: a webhook authSecret, a GitHub webhookSecret and apiToken, an http
 trigger's secureHeaders and basicAuth, an SQS secretKey and a Kafka SASL password are configured on
-a real `eventbridge up`; events flow, triggers fire and fail, sources fail to connect. Then the
+a real `eventbridge up` (and a MinIO secret key); events flow, triggers fire and fail, sources fail to connect. Then the
 process log, every API answer (sources, sensors, traces, event log, workflows, metrics), every UI
 page and `eventbridge sensor test` are searched for each secret, raw and base64/hex-encoded."""
 
@@ -27,6 +27,7 @@ SECRETS = {
     "password": "planted-basic-password-6d0c7",
     "aws": "planted-sqs-secret-key-2e4f9",
     "sasl": "planted-kafka-sasl-password-8a1b3",
+    "minio": "planted-minio-secret-key-4c7d2",
 }
 
 MANIFESTS = """
@@ -43,6 +44,8 @@ stringData:
   aws: AWS_SECRET
   sasl-user: eventbridge
   sasl: SASL_SECRET
+  minio-id: planted-minio-id
+  minio: MINIO_SECRET
 ---
 apiVersion: argoproj.io/v1alpha1
 kind: EventSource
@@ -80,6 +83,14 @@ spec:
         mechanism: PLAIN
         userSecret: {name: creds, key: sasl-user}
         passwordSecret: {name: creds, key: sasl}
+  minio:
+    lake:
+      bucket: {name: planted}
+      endpoint: 127.0.0.1:1
+      insecure: true
+      events: ["s3:ObjectCreated:Put"]
+      accessKey: {name: creds, key: minio-id}
+      secretKey: {name: creds, key: minio}
 ---
 apiVersion: argoproj.io/v1alpha1
 kind: Sensor
@@ -206,5 +217,5 @@ async def test_planted_secrets_never_show(eventbridge: Process, tmp_path: Path) 
     assert notify.body == {"body": '{"hello":"world"}'}
     assert notify.headers["X-Api-Key"] == SECRETS["header"]
     assert base64.b64decode(notify.headers["Authorization"].split()[1]).decode().endswith(SECRETS["password"])
-    assert "sqs" in log.lower() and "kafka" in log.lower()
+    assert "sqs" in log.lower() and "kafka" in log.lower() and "minio" in log.lower()
     assert leaks == []
