@@ -46,8 +46,11 @@ async def send_all(
     report: SendReport | None = None,
     payload_extra: dict[str, Any] | None = None,
     seed: int = 0,
+    idempotency_key: Callable[[int], str | None] | None = None,
 ) -> SendReport:
-    """POST ``{"n": i}`` for every i < count until each is acknowledged (or the deadline passes)."""
+    """POST ``{"n": i}`` for every i < count until each is acknowledged (or the deadline passes).
+
+    ``idempotency_key(i)``, when it gives a key, is sent as ``Idempotency-Key`` with every attempt."""
     report = report if report is not None else SendReport()
     pending: asyncio.Queue[int] = asyncio.Queue()
     for number in range(count):
@@ -67,7 +70,10 @@ async def send_all(
                 continue
             report.attempts += 1
             try:
-                async with session.post(url, json={"n": number, **(payload_extra or {})}) as response:
+                key = idempotency_key(number) if idempotency_key is not None else None
+                headers = {"Idempotency-Key": key} if key else None
+                body_json = {"n": number, **(payload_extra or {})}
+                async with session.post(url, json=body_json, headers=headers) as response:
                     body = await response.read()
                     if response.status == 200:
                         report.acked[number] = json.loads(body)["id"]

@@ -1,6 +1,7 @@
 """SIGKILL the embedded process during a webhook burst, while triggers run and while the store
 writes; restart it each time. Every event acknowledged with 200 {"id"} must end up as exactly one
-workflow (0 missing, 0 duplicates).
+workflow (0 missing, 0 duplicates). Half of the payloads carry an ``Idempotency-Key``: those must end
+up as exactly one workflow per payload even when a retry follows a kill that came after the write.
 
 Knobs (environment): EVENTBRIDGE_FAULTS_EVENTS (default 10000), EVENTBRIDGE_FAULTS_SEED (default
 fixed, printed), EVENTBRIDGE_FAULTS_CONCURRENCY (default 32).
@@ -67,6 +68,11 @@ spec:
 GROUP = "sensor:default/burst"
 
 
+def _key(number: int) -> str | None:
+    """Even payloads are sent with an Idempotency-Key, odd ones without."""
+    return f"burst-{number}" if number % 2 == 0 else None
+
+
 def _snapshot(process: Process) -> dict[str, Any]:
     head, cursors = bus_progress(process.state)
     workflows = stored_workflows(process.state)
@@ -90,7 +96,9 @@ async def test_sigkill_during_burst_triggers_and_store_writes(eventbridge: Proce
     url = f"http://127.0.0.1:{eventbridge.webhook_port}/hit"
     report = SendReport()
     started = time.monotonic()
-    sender = asyncio.create_task(send_all(url, EVENTS, concurrency=CONCURRENCY, report=report, seed=SEED, deadline=150))
+    sender = asyncio.create_task(
+        send_all(url, EVENTS, concurrency=CONCURRENCY, report=report, seed=SEED, deadline=150, idempotency_key=_key)
+    )
     kills: list[dict[str, Any]] = []
 
     # 1-2: during the burst (the sender keeps going and retries what was not acknowledged).
@@ -146,6 +154,7 @@ async def test_sigkill_during_burst_triggers_and_store_writes(eventbridge: Proce
         "missing": len(missing),
         "duplicates": len(duplicates),
         "durable_but_unacknowledged": len(extra),
+        "keyed_payloads_with_one_workflow": sum(1 for n in range(0, EVENTS, 2) if Counter(payload_of.values())[n] == 1),
         "faults_injected": len(kills),
         "kills": kills,
         "final": final,
@@ -163,5 +172,9 @@ async def test_sigkill_during_burst_triggers_and_store_writes(eventbridge: Proce
     # acknowledged event too. At most one such request per connection and kill.
     for event_id in extra:
         assert payload_of[event_id] in report.acked
+        assert _key(payload_of[event_id]) is None, "a payload with an Idempotency-Key was stored twice"
+    per_payload = Counter(payload_of.values())
+    keyed = [number for number in range(EVENTS) if _key(number)]
+    assert all(per_payload[number] == 1 for number in keyed), "a keyed payload has not exactly one workflow"
     assert len(extra) <= CONCURRENCY * len(kills)
     assert len(kills) >= 3
