@@ -3,17 +3,34 @@
 * **Topic**: one per EventBus (``topic``, created with ``partitions`` if missing). Records are
   CloudEvents (``Event.to_bytes``) keyed ``<eventsource>.<event>`` (the event's ``source`` and
   ``subject``), so one event source's events keep their order within a partition.
-* **Publish**: an idempotent producer with ``acks=all``; ``publish`` returns once the broker
-  acknowledged the record. A repeat of an event this process published recently (same
-  namespace, source, subject, id; an LRU of ``dedup_window`` keys) is not sent again and returns
-  ``False``. Kafka itself has no key-level dedup, so a repeat from another process is stored twice;
-  consumers are at-least-once anyway.
+* **Publish**: a producer with ``acks=all`` (idempotent unless ``idempotent=False``); ``publish``
+  returns once the broker acknowledged the record. A repeat of an event this process published
+  recently (same namespace, source, subject, id; an LRU of ``dedup_window`` keys) is not sent again
+  and returns ``False``. When the broker does not acknowledge within ``publish_timeout_ms`` (it is
+  down, say), ``publish`` raises :class:`TemporaryError`; the record stays queued in the producer,
+  and a retry of the same event joins that queued send instead of sending a second record.
+  Kafka itself has no key-level dedup, so a repeat from another process is stored twice; the
+  subscriptions recognise it (below).
 * **Subscribe**: each group is a Kafka consumer group with manual commits. A new group starts at
   the topic's end offsets captured when :meth:`KafkaBus.subscribe` is called (or at the start
   with ``from_start``; this process's publishes wait for that capture), so nothing published
-  after that call is skipped; an existing group
-  resumes after its committed offsets. ``ack`` may come out of order: per partition the committed
-  offset only moves over a contiguous prefix of acknowledged records (``atLeastOnce``).
+  after that call is skipped; an existing group resumes after its committed offsets.
+* **Acknowledgements** (``atLeastOnce``): ``ack`` may come out of order and costs no I/O. Per
+  partition, the contiguous prefix of acknowledged records is committed every
+  ``commit_interval_ms`` (one commit for all partitions), before a rebalance takes partitions
+  away, and on ``close``.
+* **Redeliveries**: while a subscription is open it never hands over an event again that it already
+  handed over: not a record it acknowledged whose commit did not reach the broker (a broker outage,
+  a rebalance), not a record still being handled, and not a second record with the same event key
+  (namespace, source, subject, id; an LRU of ``dedup_window`` keys), e.g. from a publisher's retry.
+  Such records are acknowledged without being delivered (:attr:`KafkaSubscription.skipped`).
+  After a process restart, or when another member takes a partition over, delivery resumes at the
+  committed offset: events acknowledged within the last ``commit_interval_ms`` are delivered again
+  (the ``argoWorkflow`` trigger recognises them by event id).
+* **Speed**: publishes are handed to the producer by one sender task (256 KB batches, no linger);
+  the fetch wait is ``fetch_max_wait_ms`` (20 ms) while records flow, ``idle_fetch_max_wait_ms``
+  after 2 s without records, and doubles up to 1 s while the broker has records it does not return
+  (see :meth:`KafkaSubscription._adapt_fetch_wait`).
 * ``Delivery.offset`` encodes (partition, offset) as ``offset * 1024 + partition``.
 
 TLS and SASL follow Argo's fields: pass an ``ssl.SSLContext`` and ``sasl`` options
@@ -26,12 +43,13 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -42,6 +60,11 @@ from eventbridge.events import Event
 log = logging.getLogger(__name__)
 
 PARTITION_SLOTS = 1024
+PRODUCER_BATCH_BYTES = 256 * 1024  # per partition and request; aiokafka's 16 KB holds only ~15 events of 1 KB
+FETCH_WAIT_CEILING_MS = 1000  # the longest fetch wait while a subscription is behind (see _adapt_fetch_wait)
+IDLE_AFTER_S = 2.0  # a subscription without records this long uses ``idle_fetch_max_wait_ms``
+
+EventKey = tuple[str, str, str, str]
 
 
 def encode_offset(partition: int, offset: int) -> int:
@@ -57,6 +80,23 @@ def event_key(event: Event) -> bytes:
     return f"{event.source}.{event.subject}".encode()
 
 
+def _copy_outcome(source: asyncio.Future[Any], target: asyncio.Future[None]) -> None:
+    """Settle ``target`` as the producer settled ``source`` (acknowledged, or failed)."""
+    if target.done():
+        return
+    if source.cancelled():
+        target.set_exception(KafkaError("the send was cancelled"))
+    elif (error := source.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(None)
+
+
+def identity(event: Event) -> EventKey:
+    """What makes two events the same event: (namespace, source, subject, id)."""
+    return (event.namespace, event.source, event.subject, event.id)
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
     """Where the bus lives and how to reach it."""
@@ -70,6 +110,12 @@ class KafkaSettings:
     idempotent: bool = True  # brokers without InitProducerId (Tansu's memory storage) need False
     rebalance_timeout_ms: int = 10_000  # how long a rebalance waits for members to rejoin
     session_timeout_ms: int = 10_000  # a member silent this long leaves the group
+    # The longest a fetch waits at the broker for data. Apache Kafka answers as soon as a record is
+    # there; some brokers (Tansu) hold every empty fetch this long, so it bounds delivery latency.
+    fetch_max_wait_ms: int = 20
+    idle_fetch_max_wait_ms: int = 200  # the same after IDLE_AFTER_S without records: fewer empty fetches
+    commit_interval_ms: int = 50  # acknowledged offsets are committed this often (and on rebalance/close)
+    publish_timeout_ms: int = 10_000  # publish raises TemporaryError when not acknowledged within this
 
     def client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
@@ -90,9 +136,13 @@ class KafkaBus:
 
     def __init__(self, settings: KafkaSettings, *, dedup_window: int = 10_000) -> None:
         self.settings = settings
+        self.dedup_window = dedup_window
         self._producer: AIOKafkaProducer | None = None
-        self._recent: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
-        self._dedup_window = dedup_window
+        self._recent: OrderedDict[EventKey, None] = OrderedDict()
+        self._sending: dict[EventKey, asyncio.Future[None]] = {}  # published, not acknowledged yet
+        self._outbox: deque[tuple[bytes, bytes, asyncio.Future[None]]] = deque()  # not handed to the producer yet
+        self._outbox_ready = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
         self._subscriptions: set[KafkaSubscription] = set()
 
     async def start(self) -> None:
@@ -109,16 +159,33 @@ class KafkaBus:
         finally:
             await admin.close()
         producer = AIOKafkaProducer(
-            **self.settings.client_options(), enable_idempotence=self.settings.idempotent, acks="all"
+            **self.settings.client_options(),
+            enable_idempotence=self.settings.idempotent,
+            acks="all",
+            max_batch_size=PRODUCER_BATCH_BYTES,
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
         self._producer = producer
+        self._sender = asyncio.create_task(self._send_loop(producer), name=f"kafka bus {self.settings.topic} sender")
 
     async def stop(self) -> None:
         for subscription in list(self._subscriptions):
             await subscription.close()
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+            self._sender = None
+        while self._outbox:
+            *_, acknowledged = self._outbox.popleft()
+            if not acknowledged.done():
+                acknowledged.set_exception(KafkaError("the Kafka bus stopped before the event was sent"))
         if self._producer is not None:
-            await self._producer.stop()
+            await self._producer.stop()  # waits for what the producer holds to be acknowledged
             self._producer = None
 
     async def __aenter__(self) -> KafkaBus:
@@ -129,23 +196,74 @@ class KafkaBus:
         await self.stop()
 
     async def publish(self, event: Event) -> bool:
+        """Send ``event`` and wait for the broker's acknowledgement; see the module docstring.
+
+        Raises :class:`TemporaryError` (retry later) when the bus is not started, the broker refused
+        the record, or no acknowledgement came within ``publish_timeout_ms``."""
         if self._producer is None:
             raise TemporaryError("the Kafka bus is not started")
         opening = [s._ready for s in self._subscriptions if not s._ready.done()]
         if opening:  # a group subscribed here just now starts before this event
             await asyncio.gather(*opening, return_exceptions=True)
-        key = (event.namespace, event.source, event.subject, event.id)
+        key = identity(event)
         if key in self._recent:
             self._recent.move_to_end(key)
             return False
+        acknowledged = self._sending.get(key)
+        joined = acknowledged is not None
+        if acknowledged is None:
+            acknowledged = asyncio.get_running_loop().create_future()
+            self._sending[key] = acknowledged
+            acknowledged.add_done_callback(lambda done: self._settled(key, done))
+            self._outbox.append((event.to_bytes(), event_key(event), acknowledged))
+            self._outbox_ready.set()
+        timeout = self.settings.publish_timeout_ms / 1000
         try:
-            await self._producer.send_and_wait(self.settings.topic, event.to_bytes(), key=event_key(event))
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(acknowledged)
+        except TimeoutError:
+            raise TemporaryError(
+                f"Kafka did not acknowledge event {event.id} within {timeout:g}s (is the broker reachable?); "
+                "it stays queued, and publishing it again waits for that send instead of sending it twice"
+            ) from None
         except KafkaError as exc:
             raise TemporaryError(f"Kafka did not accept the event: {exc}") from exc
+        return not joined
+
+    async def _send_loop(self, producer: AIOKafkaProducer) -> None:
+        """Hand queued records to the producer one at a time, in publish order.
+
+        One sender instead of one ``send`` per waiting publish: when the producer's batch is full,
+        aiokafka wakes every waiting ``send`` on each drain and all but one go back to sleep, which
+        cost more CPU than the rest of the bus at a few thousand events/s."""
+        outbox = self._outbox
+        while True:
+            if not outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            value, key, acknowledged = outbox.popleft()
+            try:
+                sent = await producer.send(self.settings.topic, value, key=key)
+            except KafkaError as exc:
+                if not acknowledged.done():
+                    acknowledged.set_exception(exc)
+                continue
+            except asyncio.CancelledError:
+                if not acknowledged.done():
+                    acknowledged.set_exception(KafkaError("the Kafka bus stopped before the event was sent"))
+                raise
+            sent.add_done_callback(lambda done, target=acknowledged: _copy_outcome(done, target))
+
+    def _settled(self, key: EventKey, done: asyncio.Future[None]) -> None:
+        """A send finished: forget it; remember its key when the broker acknowledged it."""
+        if self._sending.get(key) is done:
+            del self._sending[key]
+        if done.cancelled() or done.exception() is not None:
+            return
         self._recent[key] = None
-        while len(self._recent) > self._dedup_window:
+        while len(self._recent) > self.dedup_window:
             self._recent.popitem(last=False)
-        return True
 
     def subscribe(self, group: str, *, from_start: bool = False) -> KafkaSubscription:
         subscription = KafkaSubscription(self, group, from_start)
@@ -157,6 +275,42 @@ class KafkaBus:
         return {s.group: s.state for s in self._subscriptions}
 
 
+@dataclass(slots=True)
+class _Partition:
+    """Acknowledgement bookkeeping of one partition; kept across rebalances while the subscription is open."""
+
+    fetched: deque[int] = field(default_factory=deque)  # offsets >= position fetched in this assignment, in order
+    done: set[int] = field(default_factory=set)  # acknowledged (or skipped) offsets >= position
+    handing: set[int] = field(default_factory=set)  # handed to the subscriber, not acknowledged yet
+    position: int = -1  # every offset below it is handled (-1: nothing yet); the offset to commit
+    fetched_until: int = -1  # the offset after the last one fetched in this assignment
+    committed: int = -1  # the last position the broker accepted from this subscription
+
+    def advance(self) -> bool:
+        """Fold the acknowledged prefix of ``fetched`` into ``position``; True when it moved."""
+        fetched, done = self.fetched, self.done
+        moved = False
+        while fetched and fetched[0] in done:
+            offset = fetched.popleft()
+            done.discard(offset)
+            self.position = offset + 1
+            moved = True
+        if len(done) > 2 * len(fetched) + 64:  # acks of offsets this assignment will never fetch
+            self.done = {offset for offset in done if offset >= self.position}
+        return moved
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, subscription: KafkaSubscription) -> None:
+        self._subscription = subscription
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._subscription._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.debug("Kafka group %s assigned %s", self._subscription.group, sorted(tp.partition for tp in assigned))
+
+
 class KafkaSubscription:
     """One consumer group member; iterate for deliveries, ``ack`` each when handled."""
 
@@ -164,12 +318,18 @@ class KafkaSubscription:
         self._bus = bus
         self.group = group
         self._from_start = from_start
+        self._topic = bus.settings.topic
         self._consumer: AIOKafkaConsumer | None = None
         self._ready = asyncio.ensure_future(self._open())
-        self._buffer: list[Delivery] = []
-        self._acked: dict[int, set[int]] = {}
-        self._committed: dict[int, int] = {}  # partition -> next offset to consume (committed)
-        self._lock = asyncio.Lock()
+        self._buffer: deque[tuple[int, int, Event]] = deque()  # (partition, offset, event) fetched, not handed out
+        self._partitions: dict[int, _Partition] = {}
+        self._handed: OrderedDict[EventKey, None] = OrderedDict()  # keys handed out (LRU of dedup_window)
+        self._dirty = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._committer: asyncio.Task[None] | None = None
+        self.skipped = 0  # records acknowledged without delivery: redeliveries and repeated event keys
+        self._last_records = time.monotonic()  # when the last fetch brought records (see _adapt_fetch_wait)
+        self._behind = False
 
     async def _open(self) -> None:
         settings = self._bus.settings
@@ -179,6 +339,7 @@ class KafkaSubscription:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             rebalance_timeout_ms=settings.rebalance_timeout_ms,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(100, settings.session_timeout_ms // 5),
@@ -203,11 +364,12 @@ class KafkaSubscription:
                     consumer.seek(tp, offset)
                 await consumer.commit({tp: offset for tp, offset in missing.items()})
                 consumer.unsubscribe()
-            consumer.subscribe([settings.topic])
+            consumer.subscribe([settings.topic], listener=_CommitBeforeRevoke(self))
         except BaseException:
             await consumer.stop()
             raise
         self._consumer = consumer
+        self._committer = asyncio.create_task(self._commit_loop(), name=f"kafka commits {self.group}")
 
     @property
     def state(self) -> str:
@@ -224,59 +386,193 @@ class KafkaSubscription:
 
     async def __anext__(self) -> Delivery:
         await self._ready
-        consumer = self._consumer
-        if consumer is None:
-            raise StopAsyncIteration
-        while not self._buffer:
-            try:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            except KafkaError as exc:
-                log.warning("Kafka consumer %s: %s; retrying", self.group, exc)
-                await asyncio.sleep(1.0)
+        buffer = self._buffer
+        while True:
+            while buffer:
+                partition, offset, event = buffer.popleft()
+                key = identity(event)
+                track = self._track(partition)
+                if key in self._handed:  # the same event again (another record, e.g. a publisher's retry)
+                    self._handed.move_to_end(key)
+                    self.skipped += 1
+                    track.done.add(offset)
+                    if track.advance():
+                        self._dirty.set()
+                    continue
+                self._handed[key] = None
+                if len(self._handed) > self._bus.dedup_window:
+                    self._handed.popitem(last=False)
+                track.handing.add(offset)
+                return Delivery(event, encode_offset(partition, offset))
+            if self._consumer is None:
+                raise StopAsyncIteration
+            await self._fetch(self._consumer)
+
+    def _track(self, partition: int) -> _Partition:
+        track = self._partitions.get(partition)
+        if track is None:
+            track = self._partitions[partition] = _Partition()
+        return track
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> None:
+        """Fill the buffer with records not handled or being handled by this subscription."""
+        try:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+        except KafkaError as exc:
+            log.warning("Kafka consumer %s: %s; retrying", self.group, exc)
+            await asyncio.sleep(1.0)
+            return
+        if not batches:
+            await self._adapt_fetch_wait(consumer)
+            return
+        self._last_records = time.monotonic()
+        if not self._behind and consumer._fetcher._fetch_max_wait_ms != self._bus.settings.fetch_max_wait_ms:
+            consumer._fetcher._fetch_max_wait_ms = self._bus.settings.fetch_max_wait_ms  # no longer idle
+        moved = False
+        for tp, records in batches.items():
+            track = self._track(tp.partition)
+            fetched, done, handing = track.fetched, track.done, track.handing
+            for record in records:
+                offset = record.offset
+                if offset < track.position or offset < track.fetched_until:
+                    # Fetched again: handled here already (its commit had not reached the broker), or
+                    # still buffered or being handled (the fetch position moved back, e.g. an offset reset).
+                    self.skipped += 1
+                    continue
+                fetched.append(offset)
+                track.fetched_until = offset + 1
+                if offset in done:  # acknowledged here out of order before a rebalance
+                    self.skipped += 1
+                    continue
+                if offset in handing:  # handed out before a rebalance, its ack is still to come
+                    self.skipped += 1
+                    continue
+                try:
+                    event = Event.from_bytes(record.value)
+                except Exception as exc:  # noqa: BLE001  (a foreign record must not stop the group)
+                    log.warning("skipping an undecodable record at %s/%d: %s", tp, offset, exc)
+                    done.add(offset)
+                    continue
+                self._buffer.append((tp.partition, offset, event))
+            moved = track.advance() or moved
+        if moved:
+            self._dirty.set()
+
+    async def _adapt_fetch_wait(self, consumer: AIOKafkaConsumer) -> None:
+        """After an empty fetch: set how long the broker may hold the next fetch.
+
+        * Behind (the broker has records past our position): a broker that reads from slow storage
+          (Tansu on S3 after a restart) answers a fetch with no records when reading takes longer than
+          the fetch wait, and keeps doing so for ever with a short wait. So the wait doubles, up to
+          ``FETCH_WAIT_CEILING_MS``, until caught up.
+        * Caught up: ``fetch_max_wait_ms``, which keeps the latency of new records low on brokers that
+          hold every empty fetch (Tansu); after ``IDLE_AFTER_S`` without records,
+          ``idle_fetch_max_wait_ms``, so an idle subscription costs a few fetches a second, not fifty.
+          The first record fetched brings the short wait back."""
+        settings = self._bus.settings
+        floor = settings.fetch_max_wait_ms
+        fetcher = consumer._fetcher  # aiokafka reads this attribute for every fetch request it builds
+        current = int(fetcher._fetch_max_wait_ms)
+        behind = False
+        for tp in consumer.assignment():
+            end = consumer.last_stable_offset(tp)
+            if end is None or end < 0:
+                end = consumer.highwater(tp)
+            if end is None:
                 continue
-            for tp, records in batches.items():
-                for record in records:
-                    try:
-                        event = Event.from_bytes(record.value)
-                    except Exception as exc:  # noqa: BLE001  (a foreign record must not stop the group)
-                        log.warning("skipping an undecodable record at %s/%d: %s", tp, record.offset, exc)
-                        self._acked.setdefault(tp.partition, set()).add(record.offset)
-                        continue
-                    self._buffer.append(Delivery(event, encode_offset(tp.partition, record.offset)))
-        return self._buffer.pop(0)
+            try:
+                async with asyncio.timeout(1.0):
+                    position = await consumer.position(tp)
+            except (KafkaError, TimeoutError):
+                continue
+            if end > position:
+                behind = True
+                break
+        self._behind = behind
+        if behind:
+            wanted = min(max(current * 2, floor), max(FETCH_WAIT_CEILING_MS, floor))
+        elif time.monotonic() - self._last_records >= IDLE_AFTER_S:
+            wanted = max(settings.idle_fetch_max_wait_ms, floor)
+        else:
+            wanted = floor
+        if wanted != current:
+            log.debug("Kafka group %s: fetch wait %d ms (%s)", self.group, wanted, "behind" if behind else "caught up")
+            fetcher._fetch_max_wait_ms = wanted
 
     async def ack(self, delivery: Delivery) -> None:
-        """Mark handled; commit each partition's contiguous acknowledged prefix."""
+        """Mark handled; the contiguous acknowledged prefix of its partition is committed shortly."""
         partition, offset = decode_offset(delivery.offset)
+        track = self._track(partition)
+        track.handing.discard(offset)
+        if offset < track.position:
+            return
+        track.done.add(offset)
+        if track.advance():
+            self._dirty.set()
+
+    async def _commit_loop(self) -> None:
+        interval = self._bus.settings.commit_interval_ms / 1000
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(interval)
+            self._dirty.clear()
+            if not await self._commit():
+                self._dirty.set()  # retried after the next interval
+
+    async def _commit(self, only: set[TopicPartition] | None = None) -> bool:
+        """Commit every moved position of an assigned partition (``only`` these); False when it failed."""
         consumer = self._consumer
         if consumer is None:
-            return
-        async with self._lock:
-            done = self._acked.setdefault(partition, set())
-            done.add(offset)
-            tp = TopicPartition(self._bus.settings.topic, partition)
-            start = self._committed.get(partition)
-            if start is None:
-                committed = await consumer.committed(tp)
-                start = committed if committed is not None else min(done)
-            position = start
-            while position in done:
-                done.discard(position)
-                position += 1
-            if position != start:
-                try:
-                    await consumer.commit({tp: position})
-                except KafkaError as exc:  # a rebalance moved the partition: it will be redelivered
-                    log.warning("Kafka commit for %s failed: %s", self.group, exc)
-                    return
-                self._committed[partition] = position
+            return True
+        async with self._commit_lock:
+            assigned = consumer.assignment()
+            offsets = {
+                tp: track.position
+                for tp in (assigned if only is None else only & assigned)
+                if (track := self._partitions.get(tp.partition)) is not None and track.position > track.committed
+            }
+            if not offsets:
+                return True
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:
+                # A rebalance or an outage: these records may be fetched again; they are skipped then.
+                log.info("Kafka commit for group %s failed: %s", self.group, exc)
+                return False
+            for tp, position in offsets.items():
+                track = self._partitions[tp.partition]
+                track.committed = max(track.committed, position)
+            return True
+
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance: commit what is acknowledged, and forget what was fetched but not handed out."""
+        await self._commit(revoked)
+        gone = {tp.partition for tp in revoked}
+        if self._buffer:
+            keep = [item for item in self._buffer if item[0] not in gone]
+            self._buffer.clear()
+            self._buffer.extend(keep)
+        for partition in gone:
+            track = self._partitions.get(partition)
+            if track is not None:
+                track.fetched.clear()  # fetched again from the committed offset after the rebalance
+                track.fetched_until = -1
 
     async def close(self) -> None:
+        """Commit what is acknowledged (bounded by the session timeout) and leave the group."""
         self._bus._subscriptions.discard(self)
         if not self._ready.done():
             self._ready.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._ready
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+            self._committer = None
         if self._consumer is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._bus.settings.session_timeout_ms / 1000):
+                    await self._commit()
             await self._consumer.stop()
             self._consumer = None
