@@ -9,6 +9,7 @@ from bench.b4_cron import B4
 from bench.b5_controller import B5
 from bench.b6_burst import B6
 from bench.b7_filters import B7
+from bench.b8_cluster import B8
 from bench.common import Scenario
 
-SCENARIOS: dict[str, Scenario] = {s.id: s for s in (B1(), B2(), B3(), B4(), B5(), B6(), B7())}
+SCENARIOS: dict[str, Scenario] = {s.id: s for s in (B1(), B2(), B3(), B4(), B5(), B6(), B7(), B8())}

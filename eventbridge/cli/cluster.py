@@ -36,6 +36,15 @@ def common_options(function: F) -> F:
             help="The namespace whose objects this role runs (and where its Lease lives).",
         ),
         click.option(
+            "-A",
+            "--all-namespaces",
+            envvar="EVENTBRIDGE_ALL_NAMESPACES",
+            is_flag=True,
+            default=False,
+            help="Run the objects of every namespace (needs deploy/cluster-wide's ClusterRole); "
+            "the Lease stays in --namespace.",
+        ),
+        click.option(
             "--kubeconfig",
             envvar="KUBECONFIG",
             default=None,
@@ -99,8 +108,12 @@ def kafka_options(function: F) -> F:
 def _settings(**values: Any) -> Any:
     from eventbridge.runtime.cluster import ClusterSettings
 
+    if not values["namespace"]:
+        fail("--namespace must name the role's own namespace (its Leases live there); "
+             "--all-namespaces serves every namespace", 2)  # fmt: skip
     settings = ClusterSettings(
         namespace=values["namespace"],
+        all_namespaces=values["all_namespaces"],
         kubeconfig=values["kubeconfig"],
         health_host=values["health_host"],
         health_port=values["health_port"],
@@ -125,7 +138,7 @@ def serve(role_name: str, settings: Any) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         role = build_role(role_name, settings)
-        click.echo(f"eventbridge {role_name}: namespace {settings.namespace}", err=True)
+        click.echo(f"eventbridge {role_name}: {settings.describe_scope()}", err=True)
         return await run_role(role, settings, stop)
 
     try:

@@ -715,8 +715,8 @@ class ConfigMapPersistence(ArgoModel):
 
 
 class EventPersistence(ArgoModel):
-    """Calendar ``persistence``: eventbridge keeps the last fire in its state directory, so
-    ``configMap`` is accepted but not needed (lint says so)."""
+    """Calendar ``persistence``: in cluster mode the last fire is kept in ``configMap`` (Argo's
+    layout); the embedded mode keeps it in its state directory (lint says so)."""
 
     catchup: CatchupConfiguration | None = None
     config_map: ConfigMapPersistence | None = None
@@ -785,7 +785,8 @@ class CalendarEventSource(ArgoModel):
                 findings.append(
                     Finding(
                         f"{path}.persistence.configMap",
-                        "configMap is not used: eventbridge keeps the last fire time in its state directory",
+                        "configMap is used in cluster mode; the embedded mode keeps the last fire time in its "
+                        "state directory instead",
                         "warning",
                     )
                 )

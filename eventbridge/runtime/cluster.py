@@ -19,6 +19,11 @@
 * **server**: the API and UI over the Kubernetes Store (logs through ``pods/log``).
 
 Every role can serve ``/healthz``, ``/readyz`` and ``/metrics`` on a health port.
+
+Scope: a role serves the objects of its own namespace (``ClusterSettings.namespace``, with
+deploy/'s namespaced Role), or with ``all_namespaces`` those of every namespace, as Argo Events'
+controller does by default (cluster-scoped list and watch, deploy/cluster-wide's ClusterRole). Its
+Leases stay in its own namespace either way; step Pods are created in each Workflow's namespace.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 from kubernetes import client as k8s
@@ -45,7 +50,14 @@ from kubernetes.client.exceptions import ApiException
 from eventbridge import metrics
 from eventbridge.bus.base import Bus, Subscription
 from eventbridge.bus.kafka import KafkaBus, KafkaSettings
-from eventbridge.errors import EventBridgeError, InvalidError, NotFoundError, PermanentError, TemporaryError
+from eventbridge.errors import (
+    ConflictError,
+    EventBridgeError,
+    InvalidError,
+    NotFoundError,
+    PermanentError,
+    TemporaryError,
+)
 from eventbridge.events import Event
 from eventbridge.executors.artifacts_s3 import S3ObjectStore
 from eventbridge.executors.base import Executor, StepResult, StepSpec
@@ -83,7 +95,8 @@ SINGLE_ACTIVE_FIELDS = ("calendar", "kafka", "file", "resource")
 class ClusterSettings:
     """Settings shared by the roles (the CLI fills them from flags and ``EVENTBRIDGE_*`` env)."""
 
-    namespace: str = "default"
+    namespace: str = "default"  # the role's own namespace: its Leases live here
+    all_namespaces: bool = False  # serve the objects of every namespace (needs deploy/cluster-wide's RBAC)
     kubeconfig: str | None = None
     health_host: str = "0.0.0.0"
     health_port: int | None = None  # None: no health server
@@ -107,6 +120,17 @@ class ClusterSettings:
     port: int = 2746
     auth_file: Path | None = None
     auth_mode: str = "tokens"  # "tokens": the token file; "kube": TokenReview + SubjectAccessReview
+
+    @property
+    def watch_namespace(self) -> str | None:
+        """The namespace whose objects the role serves; None: every namespace."""
+        return None if self.all_namespaces else self.namespace
+
+    def describe_scope(self) -> str:
+        """``namespace x`` or ``all namespaces (Leases in x)``, for logs."""
+        if self.all_namespaces:
+            return f"all namespaces (Leases in {self.namespace})"
+        return f"namespace {self.namespace}"
 
 
 class Role(Protocol):
@@ -157,6 +181,10 @@ class KubeReferences:
             raise NotFoundError(f"configmap {namespace}/{name} has no key {key!r}")
         return data[key]
 
+    def config_map_state(self, namespace: str, name: str, *, create: bool) -> ConfigMapState:
+        """Source state in ConfigMap ``namespace/name`` (see :class:`ConfigMapState`)."""
+        return ConfigMapState(self._core, self._pool, namespace, name, create=create, timeout=self._timeout)
+
     def _read(self, kind: str, namespace: str, name: str) -> dict[str, str]:
         cache_key = (kind, namespace, name)
         cached = self._cache.get(cache_key)
@@ -180,6 +208,83 @@ class KubeReferences:
             raise TemporaryError(f"{what}: API server unreachable: {exc}") from None
         self._cache[cache_key] = (time.monotonic() + self._ttl, data)
         return data
+
+
+class ConfigMapState:
+    """Source state as keys of one ConfigMap (:class:`~eventbridge.sources.base.SourceState`).
+
+    Every call runs in the References' thread pool, awaited without blocking the event loop, for at
+    most ``timeout`` seconds. ``save`` is optimistic: it sends back the resourceVersion it read, and
+    on a conflict (someone else wrote the ConfigMap meanwhile) reads again and retries; a missing
+    ConfigMap is created when ``create``, else the write fails naming it. Reads are never cached.
+    """
+
+    CONFLICT_RETRIES = 8
+
+    def __init__(
+        self, core: k8s.CoreV1Api, pool: ThreadPoolExecutor, namespace: str, name: str, *, create: bool, timeout: float
+    ) -> None:
+        self._core = core
+        self._pool = pool
+        self.namespace, self.name, self.create = namespace, name, create
+        self._timeout = timeout
+        self._what = f"configmap {namespace}/{name}"
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        future = asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except ApiException as exc:
+            raise map_api_error(exc, self._what) from None
+        except TimeoutError:
+            raise TemporaryError(f"{self._what}: the API server did not answer within {self._timeout:g}s") from None
+        except OSError as exc:
+            raise TemporaryError(f"{self._what}: API server unreachable: {exc}") from None
+
+    def _get(self) -> dict[str, Any] | None:
+        try:
+            response: Any = self._core.read_namespaced_config_map(self.name, self.namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = json.loads(response.data)
+        return body
+
+    async def load(self, key: str) -> str | None:
+        body = await self._run(self._get)
+        value = ((body or {}).get("data") or {}).get(key)
+        return None if value is None else str(value)
+
+    def _write(self, key: str, value: str) -> bool:
+        """One read-modify-write; False when it lost a race (conflict, or created meanwhile)."""
+        body = self._get()
+        try:
+            if body is None:
+                if not self.create:
+                    raise NotFoundError(
+                        f"{self._what} does not exist (create it, or set persistence.configMap.createIfNotExist)"
+                    )
+                fresh = {"metadata": {"name": self.name, "namespace": self.namespace}, "data": {key: value}}
+                self._core.create_namespaced_config_map(self.namespace, cast(Any, fresh), _preload_content=False)
+                return True
+            data = body.get("data") or {}
+            if data.get(key) == value:
+                return True
+            data[key] = value
+            body["data"] = data  # metadata.resourceVersion as read: a concurrent write answers 409
+            self._core.replace_namespaced_config_map(self.name, self.namespace, cast(Any, body), _preload_content=False)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    async def save(self, key: str, value: str) -> None:
+        for _ in range(self.CONFLICT_RETRIES):
+            if await self._run(lambda: self._write(key, value)):
+                return
+        raise ConflictError(f"{self._what}: kept changing under {self.CONFLICT_RETRIES} attempts to write {key!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +337,7 @@ class ObjectWatcher:
         self,
         store: KubeStore,
         kinds: Sequence[str],
-        namespace: str,
+        namespace: str | None,
         reload: Callable[[], Awaitable[None]],
         *,
         resync_seconds: float = 30.0,
@@ -584,10 +689,10 @@ class ControllerRole:
 
     async def _lead(self) -> None:
         settings = self.settings
-        store = KubeStore(self.api_client, namespace=settings.namespace)
+        store = KubeStore(self.api_client, namespace=settings.watch_namespace)
         pods = PodExecutor(
             self.api_client,
-            namespace=settings.namespace,
+            namespace=settings.watch_namespace,
             wait_image=settings.executor_image,
             service_account=settings.executor_service_account,
         )
@@ -608,7 +713,7 @@ class ControllerRole:
             await controller.start()
             await cron.start()
             self._running = True
-            log.info("controller: leading; running the Workflows and CronWorkflows of %s", settings.namespace)
+            log.info("controller: leading; running the Workflows and CronWorkflows of %s", settings.describe_scope())
             await asyncio.Event().wait()
         finally:
             self._running = False
@@ -652,7 +757,7 @@ class EventSourceRole:
         self.settings = settings
         self.api_client = api_client or api_client_from_environment(settings.kubeconfig)
         self.references = KubeReferences(self.api_client)
-        self.store = KubeStore(self.api_client, namespace=settings.namespace)
+        self.store = KubeStore(self.api_client, namespace=settings.watch_namespace)
         self.buses = BusPool()
         self.router_bus = RoutingBus()
         bus: Bus = self.router_bus
@@ -668,7 +773,7 @@ class EventSourceRole:
         self.watcher = ObjectWatcher(
             self.store,
             ("EventSource", "EventBus"),
-            settings.namespace,
+            settings.watch_namespace,
             self.reload,
             resync_seconds=settings.resync_seconds,
         )
@@ -678,7 +783,7 @@ class EventSourceRole:
 
     async def reload(self) -> None:
         """Read EventSources and EventBuses again and apply what changed."""
-        ns = self.settings.namespace
+        ns = self.settings.watch_namespace
         eventsources = self._eventsources.update(await self.store.list("EventSource", ns))
         buses = _eventbuses(self._eventbuses.update(await self.store.list("EventBus", ns)))
         routes: dict[tuple[str, str], KafkaBus] = {}
@@ -771,7 +876,7 @@ class SensorRole:
         self.settings = settings
         self.api_client = api_client or api_client_from_environment(settings.kubeconfig)
         self.references = KubeReferences(self.api_client)
-        self.store = KubeStore(self.api_client, namespace=settings.namespace)
+        self.store = KubeStore(self.api_client, namespace=settings.watch_namespace)
         self.objects = KubeObjects(self.api_client, default_namespace=settings.namespace)
         self.buses = BusPool()
         self._groups: dict[str, _SensorGroup] = {}
@@ -779,7 +884,11 @@ class SensorRole:
         self._eventbuses = ManifestCache("EventBus")
         self._unplaced = 0
         self.watcher = ObjectWatcher(
-            self.store, ("Sensor", "EventBus"), settings.namespace, self.reload, resync_seconds=settings.resync_seconds
+            self.store,
+            ("Sensor", "EventBus"),
+            settings.watch_namespace,
+            self.reload,
+            resync_seconds=settings.resync_seconds,
         )
 
     def ready(self) -> bool:
@@ -790,7 +899,7 @@ class SensorRole:
 
     async def reload(self) -> None:
         """Read Sensors and EventBuses again and apply what changed."""
-        ns = self.settings.namespace
+        ns = self.settings.watch_namespace
         sensors = self._sensors.update(await self.store.list("Sensor", ns))
         buses = _eventbuses(self._eventbuses.update(await self.store.list("EventBus", ns)))
         placed: dict[str, tuple[BusConfig, list[Sensor]]] = {}
@@ -869,8 +978,8 @@ class ServerRole:
     def __init__(self, settings: ClusterSettings, api_client: k8s.ApiClient | None = None) -> None:
         self.settings = settings
         self.api_client = api_client or api_client_from_environment(settings.kubeconfig)
-        self.store = KubeStore(self.api_client, namespace=settings.namespace)
-        self.executor = PodExecutor(self.api_client, namespace=settings.namespace)
+        self.store = KubeStore(self.api_client, namespace=settings.watch_namespace)
+        self.executor = PodExecutor(self.api_client, namespace=settings.watch_namespace)
         self._eventsource_cache = ManifestCache("EventSource")
         self._sensor_cache = ManifestCache("Sensor")
         self.eventsources: list[EventSource] = []
@@ -879,7 +988,7 @@ class ServerRole:
         self.watcher = ObjectWatcher(
             self.store,
             ("EventSource", "Sensor"),
-            settings.namespace,
+            settings.watch_namespace,
             self.reload,
             resync_seconds=settings.resync_seconds,
         )
@@ -889,7 +998,7 @@ class ServerRole:
         return self._listening
 
     async def reload(self) -> None:
-        ns = self.settings.namespace
+        ns = self.settings.watch_namespace
         self.eventsources = [
             m for m in self._eventsource_cache.update(await self.store.list("EventSource", ns))
             if isinstance(m, EventSource)
@@ -904,7 +1013,7 @@ class ServerRole:
         runner: web.AppRunner | None = None
         kube_auth: KubeAuth | None = None
         if settings.auth_mode == "kube":
-            kube_auth = KubeAuth(self.api_client, default_namespace=settings.namespace)
+            kube_auth = KubeAuth(self.api_client, default_namespace=settings.watch_namespace or "")
         try:
             await self.watcher.start()
             executor: Executor = self.executor
@@ -915,7 +1024,7 @@ class ServerRole:
                     eventsources=lambda: self.eventsources,
                     sensors=lambda: self.sensors,
                     auth=None if kube_auth is not None else load_auth(settings.auth_file),
-                    managed_namespace=settings.namespace,
+                    managed_namespace=settings.watch_namespace or "",
                 ),
                 authenticator=kube_auth,
             )
@@ -925,7 +1034,7 @@ class ServerRole:
             port = runner.addresses[0][1] if runner.addresses else settings.port
             self.url = f"http://{settings.host}:{port}"
             self._listening = True
-            log.info("server: API and UI on %s for namespace %s", self.url, settings.namespace)
+            log.info("server: API and UI on %s for %s", self.url, settings.describe_scope())
             await stop.wait()
             return 0
         finally:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from eventbridge import metrics
 from eventbridge.bus.base import Bus
@@ -86,6 +86,28 @@ class BusDispatch:
         return event
 
 
+class SourceState(Protocol):
+    """Small text records a source keeps across restarts, by key (a calendar's last fire)."""
+
+    async def load(self, key: str) -> str | None:
+        """The record, or None when there is none."""
+        ...
+
+    async def save(self, key: str, value: str) -> None:
+        """Write the record (other keys are kept)."""
+        ...
+
+
+@runtime_checkable
+class ConfigMapStates(Protocol):
+    """Offered by the References of a runtime that keeps source state in the cluster (cluster mode)."""
+
+    def config_map_state(self, namespace: str, name: str, *, create: bool) -> SourceState:
+        """Records kept as keys of ConfigMap ``namespace/name``, created on the first write when
+        ``create`` (else a write to a missing ConfigMap fails)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceContext:
     """What a source may use: its EventSource, secrets, the dispatch, the shared HTTP router and a
@@ -110,6 +132,13 @@ class SourceContext:
         folder = self.state_dir / self.eventsource.namespace / self.eventsource.name
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{self.type_key}.{event_name}{suffix}"
+
+    def config_map_state(self, name: str, *, create: bool) -> SourceState | None:
+        """Records in ConfigMap ``name`` of the EventSource's namespace when the runtime keeps source
+        state in the cluster (its ``references`` offer :class:`ConfigMapStates`), else None."""
+        if isinstance(self.references, ConfigMapStates):
+            return self.references.config_map_state(self.eventsource.namespace, name, create=create)
+        return None
 
     def labels(self, event_name: str) -> dict[str, str]:
         """Argo's logging labels for ``extra=``."""

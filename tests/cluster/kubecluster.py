@@ -376,17 +376,23 @@ CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "Clust
 
 def render_kustomization(directory: Path = DEPLOY_DIR, namespace: str | None = None) -> list[dict[str, Any]]:
     """The objects of a kustomization: ``resources`` (files or folders with their own kustomization),
-    with ``namespace`` (the argument wins over the file's) set on namespaced objects and on
+    ``patches`` (JSON 6902 files with a ``target`` of kind, name and labelSelector ``k=v``), with
+    ``namespace`` (the argument wins over the file's) set on namespaced objects and on
     ServiceAccount subjects of (Cluster)RoleBindings, as kustomize does."""
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
     target = namespace or kustomization.get("namespace")
     objects: list[dict[str, Any]] = []
     for resource in kustomization.get("resources") or []:
-        path = directory / resource
+        path = (directory / resource).resolve()
         if path.is_dir():
             objects += render_kustomization(path, namespace)
         else:
             objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for patch in kustomization.get("patches") or []:
+        operations = yaml.safe_load((directory / patch["path"]).read_text())
+        for obj in objects:
+            if _patch_targets(patch.get("target") or {}, obj):
+                _json_patch(obj, operations)
     if target:
         for obj in objects:
             if obj["kind"] not in CLUSTER_SCOPED:
@@ -395,6 +401,39 @@ def render_kustomization(directory: Path = DEPLOY_DIR, namespace: str | None = N
                 if subject.get("kind") == "ServiceAccount":
                     subject["namespace"] = target
     return objects
+
+
+def _patch_targets(target: dict[str, Any], obj: dict[str, Any]) -> bool:
+    if target.get("kind") and target["kind"] != obj.get("kind"):
+        return False
+    if target.get("name") and target["name"] != obj["metadata"].get("name"):
+        return False
+    labels = obj["metadata"].get("labels") or {}
+    for term in filter(None, str(target.get("labelSelector") or "").split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
+
+
+def _json_patch(obj: dict[str, Any], operations: list[dict[str, Any]]) -> None:
+    """JSON 6902 ``add``/``replace``/``remove`` (what deploy/'s patches use; ``-`` appends)."""
+    for operation in operations:
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in operation["path"].split("/")[1:]]
+        node: Any = obj
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if operation["op"] == "remove":
+            del node[int(last) if isinstance(node, list) else last]
+        elif isinstance(node, list):
+            if last == "-":
+                node.append(operation["value"])
+            elif operation["op"] == "add":
+                node.insert(int(last), operation["value"])
+            else:
+                node[int(last)] = operation["value"]
+        else:
+            node[last] = operation["value"]
 
 
 def create_objects(api: k8s.ApiClient, objects: list[dict[str, Any]]) -> list[Any]:
