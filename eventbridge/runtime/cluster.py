@@ -761,9 +761,11 @@ class EventSourceRole:
         self.buses = BusPool()
         self.router_bus = RoutingBus()
         bus: Bus = self.router_bus
-        self.sources = SourceManager(bus, self.references, host=settings.webhook_host, state_dir=settings.state_dir)
+        self.sources = SourceManager(
+            bus, self.references, host=settings.webhook_host, state_dir=settings.state_dir, states=self.references
+        )
         self.single_sources = SourceManager(
-            bus, self.references, host=settings.webhook_host, state_dir=settings.state_dir
+            bus, self.references, host=settings.webhook_host, state_dir=settings.state_dir, states=self.references
         )
         self._eventsources = ManifestCache("EventSource")
         self._eventbuses = ManifestCache("EventBus")

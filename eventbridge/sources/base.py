@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from eventbridge import metrics
 from eventbridge.bus.base import Bus
@@ -98,9 +98,8 @@ class SourceState(Protocol):
         ...
 
 
-@runtime_checkable
 class ConfigMapStates(Protocol):
-    """Offered by the References of a runtime that keeps source state in the cluster (cluster mode)."""
+    """Source state kept in the cluster's ConfigMaps (cluster mode gives one to the SourceManager)."""
 
     def config_map_state(self, namespace: str, name: str, *, create: bool) -> SourceState:
         """Records kept as keys of ConfigMap ``namespace/name``, created on the first write when
@@ -110,8 +109,9 @@ class ConfigMapStates(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SourceContext:
-    """What a source may use: its EventSource, secrets, the dispatch, the shared HTTP router and a
-    directory for state that must survive restarts (``None``: nothing is persisted)."""
+    """What a source may use: its EventSource, secrets, the dispatch, the shared HTTP router, a
+    directory for state that must survive restarts (``None``: nothing is persisted) and, in cluster
+    mode, ConfigMaps for such state (``states``)."""
 
     eventsource: EventSource
     type_key: str
@@ -119,6 +119,7 @@ class SourceContext:
     dispatch: Dispatch
     router: HttpRouter
     state_dir: Path | None = None
+    states: ConfigMapStates | None = None
 
     def secret(self, selector: SecretKeySelector) -> str:
         """The value of a Secret key in the EventSource's namespace (NotFoundError if missing)."""
@@ -135,10 +136,10 @@ class SourceContext:
 
     def config_map_state(self, name: str, *, create: bool) -> SourceState | None:
         """Records in ConfigMap ``name`` of the EventSource's namespace when the runtime keeps source
-        state in the cluster (its ``references`` offer :class:`ConfigMapStates`), else None."""
-        if isinstance(self.references, ConfigMapStates):
-            return self.references.config_map_state(self.eventsource.namespace, name, create=create)
-        return None
+        state in the cluster (``states``), else None."""
+        if self.states is None:
+            return None
+        return self.states.config_map_state(self.eventsource.namespace, name, create=create)
 
     def labels(self, event_name: str) -> dict[str, str]:
         """Argo's logging labels for ``extra=``."""

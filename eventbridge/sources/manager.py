@@ -27,7 +27,7 @@ from eventbridge.bus.base import Bus, Subscription
 from eventbridge.events import Event
 from eventbridge.models.base import ArgoModel, References
 from eventbridge.models.eventsource import EventSource
-from eventbridge.sources.base import SOURCE_TYPES, BusDispatch, Source, SourceContext
+from eventbridge.sources.base import SOURCE_TYPES, BusDispatch, ConfigMapStates, Source, SourceContext
 from eventbridge.sources.http import HttpRouter
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,9 @@ def _fingerprint(eventsource: EventSource, spec: Any) -> str:
 
 
 class SourceManager:
-    """Starts, restarts and stops sources; owns the shared HTTP servers."""
+    """Starts, restarts and stops sources; owns the shared HTTP servers.
+
+    ``state_dir`` keeps source state in files (embedded mode); ``states`` in ConfigMaps (cluster mode)."""
 
     def __init__(
         self,
@@ -129,11 +131,13 @@ class SourceManager:
         host: str = "0.0.0.0",
         start_timeout: float = 30.0,
         state_dir: Path | None = None,
+        states: ConfigMapStates | None = None,
     ) -> None:
         self.bus = bus
         self._publish_bus = _TracedBus(bus)
         self.references = references
         self.state_dir = state_dir
+        self.states = states
         self.router = HttpRouter(host, pressure=getattr(bus, "pressure", None))  # back-pressure (SqliteBus)
         self.start_timeout = start_timeout
         self._running: dict[SourceKey, _Entry] = {}
@@ -213,6 +217,7 @@ class SourceManager:
                 dispatch=BusDispatch(self._publish_bus, target.eventsource, key.type_key),
                 router=self.router,
                 state_dir=self.state_dir,
+                states=self.states,
             )
             source = factory(context, key.event_name, target.spec)
             try:
