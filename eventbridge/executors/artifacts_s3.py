@@ -20,10 +20,6 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-import boto3
-from botocore.client import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from eventbridge.errors import InvalidError, NotFoundError
 
 
@@ -60,6 +56,9 @@ class S3ObjectStore:
         self._lock = threading.Lock()
 
     def _client(self, location: S3LocationLike) -> Any:
+        import boto3  # here, not at import: boto3 is large and most workflows never use S3
+        from botocore.client import Config
+
         cache_key = (location.endpoint, location.region, location.insecure, location.access_key, location.secret_key)
         with self._lock:
             client = self._clients.get(cache_key)
@@ -84,6 +83,8 @@ class S3ObjectStore:
         await asyncio.to_thread(self._upload, location, source)
 
     def _upload(self, location: S3LocationLike, source: Path) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         client = self._client(location)
         try:
             if source.is_dir():
@@ -99,6 +100,8 @@ class S3ObjectStore:
         await asyncio.to_thread(self._download, location, dest)
 
     def _download(self, location: S3LocationLike, dest: Path) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         client = self._client(location)
         where = f"s3://{location.bucket}/{location.key}"
         try:
@@ -125,12 +128,14 @@ class S3ObjectStore:
             raise InvalidError(f"{where}: download failed: {_reason(exc)}") from None
 
 
-def _code(exc: ClientError) -> str:
-    return str((exc.response.get("Error") or {}).get("Code") or "")
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)  # botocore's ClientError
+    return str(((response or {}).get("Error") or {}).get("Code") or "") if isinstance(response, dict) else ""
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error") or {}
+    response = getattr(exc, "response", None)  # botocore's ClientError
+    if isinstance(response, dict):
+        error = response.get("Error") or {}
         return f"{error.get('Code', '')} {error.get('Message', '')}".strip()
     return type(exc).__name__

@@ -53,9 +53,6 @@ from xml.etree import ElementTree
 
 import aiohttp
 import yarl
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from eventbridge.errors import InvalidError
 from eventbridge.models.eventsource import MinioEventSource
@@ -111,6 +108,10 @@ def listen_query(events: list[str], prefix: str, suffix: str) -> str:
 def sign_request(url: str, access_key: str, secret_key: str, region: str) -> dict[str, str]:
     """SigV4 headers (``Authorization``, ``X-Amz-Date``, ``X-Amz-Content-SHA256``) for a GET of ``url``
     without a body, signed by botocore for service ``s3``."""
+    from botocore.auth import S3SigV4Auth  # here, not at import: botocore is large
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     request = AWSRequest(method="GET", url=url, headers={})
     S3SigV4Auth(Credentials(access_key, secret_key), "s3", region).add_auth(request)
     return {name: str(value) for name, value in request.headers.items()}

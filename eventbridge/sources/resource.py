@@ -36,16 +36,17 @@ import contextlib
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventbridge.errors import EventBridgeError, InvalidError
 from eventbridge.expr.paths import lookup
 from eventbridge.expr.regex import UserPattern, compile_user_regex
 from eventbridge.models.eventsource import ResourceEventSource, ResourceSelector, parse_kube_time
 from eventbridge.sources.base import SOURCE_TYPES, SourceContext
-from eventbridge.store.kube import api_client_from_environment
-from eventbridge.store.kube_objects import KubeObjects
 from eventbridge.store.objects import ObjectEvent, Objects, ObjectWatch, resource_version
+
+if TYPE_CHECKING:
+    from eventbridge.store.kube_objects import KubeObjects
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,10 @@ class ResourceSource:
     async def start(self) -> None:
         objects = self._given
         if objects is None:
+            # Imported here: the kubernetes client is large, and only this source type needs it.
+            from eventbridge.store.kube import api_client_from_environment
+            from eventbridge.store.kube_objects import KubeObjects
+
             try:
                 self._owned = KubeObjects(api_client_from_environment(), max_workers=2, max_watches=1)
             except InvalidError as exc:

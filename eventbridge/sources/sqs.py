@@ -40,9 +40,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from eventbridge.errors import InvalidError
 from eventbridge.models.eventsource import SQSEventSource
 from eventbridge.sources._filtering import EventFilter
@@ -141,6 +138,9 @@ class SqsSource:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(**kwargs))
 
     def _client(self) -> Any:
+        import boto3  # here, not at import: boto3 is large and only these sources need it
+        from botocore.config import Config
+
         config = Config(
             connect_timeout=5,
             read_timeout=self.wait_seconds + 10,
