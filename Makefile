@@ -35,5 +35,6 @@ test: lint
 	bash scripts/argo_cli.sh >/dev/null
 	bash scripts/minio.sh >/dev/null
 	bash scripts/k8s_binaries.sh >/dev/null
+	bash scripts/kafka.sh >/dev/null
 	$(BIN)/python -m bench --quick  # a smoke test of the benchmarks: it must finish; timings never gate
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -62,6 +62,8 @@ from eventbridge.sources.base import SOURCE_TYPES, SourceContext
 
 log = logging.getLogger(__name__)
 
+METADATA_WAIT = 5.0  # seconds a partition consumer waits for its topic's metadata before retrying
+
 _ASSIGNORS: dict[str, Any] = {
     "range": RangePartitionAssignor,
     "roundrobin": RoundRobinPartitionAssignor,
@@ -197,6 +199,10 @@ class KafkaSource:
         consumer = self._consumer()
         try:
             await consumer.start()  # inside the try: a consumer that failed to start is closed too
+            # Let the tasks start() created take their first step: aiokafka's stop() (0.14) awaits a
+            # cancelled task of its own and raises CancelledError when that task never ran, leaving the
+            # consumer half closed (seen when a partition check failed right after start()).
+            await asyncio.sleep(0)
             if self.spec.consumer_group is None:
                 await self._assign_partition(consumer)
             connected()
@@ -208,20 +214,31 @@ class KafkaSource:
             await consumer.stop()
 
     async def _assign_partition(self, consumer: AIOKafkaConsumer) -> None:
-        await consumer.topics()  # fetch metadata
-        available = consumer.partitions_for_topic(self.spec.topic) or set()
         number = int(self.spec.partition)
+        partition = TopicPartition(self.spec.topic, number)
+        # Assigning makes the client ask for this topic's metadata. (Its refreshes name only the topics
+        # it tracks; Apache Kafka answers those with those topics alone, some brokers with all.)
+        consumer.assign([partition])
+        available = await self._partitions_of_topic(consumer)
         if number not in available:
             raise TemporaryError(
                 f"partition {number} of topic {self.spec.topic} is not available (partitions: {sorted(available)})"
             )
-        partition = TopicPartition(self.spec.topic, number)
-        consumer.assign([partition])
         if partition in self._next_offset:
             consumer.seek(partition, self._next_offset[partition])
         else:
             await consumer.seek_to_end(partition)
             self._next_offset[partition] = await consumer.position(partition)
+
+    async def _partitions_of_topic(self, consumer: AIOKafkaConsumer) -> set[int]:
+        """The topic's partitions once the client's metadata holds them; empty after
+        ``METADATA_WAIT`` seconds (the topic does not exist)."""
+        deadline = asyncio.get_running_loop().time() + METADATA_WAIT
+        while True:
+            partitions: set[int] | None = consumer.partitions_for_topic(self.spec.topic)
+            if partitions or asyncio.get_running_loop().time() >= deadline:
+                return set(partitions or ())
+            await asyncio.sleep(0.05)
 
     async def _handle_batch(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, records: list[ConsumerRecord[Any, Any]]

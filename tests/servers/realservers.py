@@ -10,6 +10,9 @@
   (RS256 JWT verified with the App's public key, installation tokens that expire).
 * :func:`minio_server`: a real MinIO server built by ``scripts/minio.sh`` (from the Go module
   proxy, cached), on a temporary data directory and free loopback ports with known credentials.
+* :func:`apache_kafka`: Apache Kafka (KRaft, one combined broker + controller) from the Maven
+  Central jars that ``scripts/kafka.sh`` caches, on the machine's Java 17;
+  :func:`shared_apache_kafka` is the test process's one instance (started on first use).
 
 A server that cannot start raises (the test fails; nothing is skipped).
 """
@@ -17,7 +20,9 @@ A server that cannot start raises (the test fails; nothing is skipped).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
+import concurrent.futures
 import contextlib
 import datetime
 import itertools
@@ -26,9 +31,13 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
+import tempfile
+import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +66,11 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeo
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
@@ -131,6 +140,223 @@ def tansu_broker() -> Iterator[KafkaBroker]:
         yield KafkaBroker(f"127.0.0.1:{port}", port)
     finally:
         _stop(process)
+
+
+@dataclass(frozen=True)
+class ApacheKafka(KafkaBroker):
+    """A running Apache Kafka: ``bootstrap`` / ``port`` are its PLAINTEXT listener."""
+
+    controller_port: int
+    version: str
+    root: Path  # server.properties, data/, kafka.log (log4j) and kafka.out (the console)
+    process: subprocess.Popen[bytes] = field(compare=False, repr=False)
+
+    def record_batches(self, topic: str) -> list[RecordBatch]:
+        """The record batch headers in the broker's log segments of ``topic``, read from its data
+        folder (written data is readable at once; Kafka does not wait for an fsync)."""
+        batches: list[RecordBatch] = []
+        for folder in sorted((self.root / "data").glob(f"{topic}-*")):
+            partition = folder.name.removeprefix(f"{topic}-")
+            if not partition.isdigit():
+                continue
+            for segment in sorted(folder.glob("*.log")):
+                data = segment.read_bytes()
+                position = 0
+                while position + 61 <= len(data):
+                    base_offset, length = struct.unpack_from(">qi", data, position)
+                    attributes, _ = struct.unpack_from(">hi", data, position + 21)
+                    producer_id, epoch, sequence, count = struct.unpack_from(">qhii", data, position + 43)
+                    transactional, control = bool(attributes & 0x10), bool(attributes & 0x20)
+                    batches.append(
+                        RecordBatch(
+                            int(partition), base_offset, count, producer_id, epoch, sequence, transactional, control
+                        )
+                    )
+                    position += 12 + length
+        return batches
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """One record batch header of a Kafka log segment (message format v2)."""
+
+    partition: int
+    base_offset: int
+    records: int
+    producer_id: int  # -1 unless the producer is idempotent or transactional
+    producer_epoch: int
+    base_sequence: int
+    transactional: bool
+    control: bool  # a transaction marker (commit or abort), not data
+
+
+KAFKA_HEAP = "-Xmx512m"
+#: Broker settings for a one-node test cluster: replication 1, small internal topics (the defaults
+#: of 50 partitions each make the first group or transaction slow), few threads for 2 shared cores,
+#: no initial rebalance delay, and session timeouts from 500 ms (tests use short group sessions).
+KAFKA_TEST_CONFIG = {
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "3",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "3",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "share.coordinator.state.topic.num.partitions": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "group.min.session.timeout.ms": "500",
+    "num.partitions": "1",
+    "num.network.threads": "2",
+    "num.io.threads": "2",
+    "background.threads": "2",
+    "num.recovery.threads.per.data.dir": "1",
+    "log.cleaner.threads": "1",
+}
+_KAFKA_LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = info
+"""
+
+
+def kafka_lib() -> tuple[Path, str]:
+    """The folder of Apache Kafka jars from ``scripts/kafka.sh`` (resolved from Maven Central when
+    missing; a failure raises) and the version it holds."""
+    done = subprocess.run(["bash", str(REPO_ROOT / "scripts/kafka.sh")], check=True, stdout=subprocess.PIPE, text=True)
+    lib = Path(done.stdout.strip().splitlines()[-1])
+    if not any(lib.glob("kafka_2.13-*.jar")):
+        raise RuntimeError(f"scripts/kafka.sh printed {lib}, which holds no kafka_2.13 jar")
+    version = next(lib.glob("kafka_2.13-*.jar")).name.removeprefix("kafka_2.13-").removesuffix(".jar")
+    return lib, version
+
+
+def _java() -> str:
+    """``$EVENTBRIDGE_KAFKA_JAVA``, else ``$JAVA_HOME/bin/java``, else java on PATH (17 or newer)."""
+    java = os.environ.get("EVENTBRIDGE_KAFKA_JAVA")
+    if not java and os.environ.get("JAVA_HOME"):
+        java = str(Path(os.environ["JAVA_HOME"]) / "bin/java")
+    java = java or shutil.which("java")
+    if not java:
+        raise RuntimeError(
+            "Apache Kafka needs Java 17 or newer: no java on PATH (apt-get install openjdk-17-jre-headless)"
+        )
+    return java
+
+
+async def _kafka_serves_metadata(bootstrap: str, within: float) -> None:
+    """Until an admin client sees the broker in the cluster metadata with an active controller."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    deadline = time.monotonic() + within
+    problem = "no answer"
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            if cluster.get("brokers") and cluster.get("controller_id", -1) >= 0:
+                return
+            problem = f"metadata without brokers or controller: {cluster}"
+        except Exception as exc:  # not up yet: any client error means try again
+            problem = f"{type(exc).__name__}: {exc}"
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"Apache Kafka at {bootstrap} served no metadata within {within:.0f}s ({problem})")
+
+
+@contextlib.contextmanager
+def apache_kafka(root: Path | None = None, config: dict[str, str] | None = None) -> Iterator[ApacheKafka]:
+    """Apache Kafka in KRaft mode, one process acting as broker and controller, on free loopback
+    ports. Storage is formatted in ``root`` (default: a temporary folder, removed afterwards) with
+    ``kafka.tools.StorageTool format --standalone``; ``config`` adds or overrides broker settings.
+    Ready once an admin client reads the cluster metadata. Stopped with SIGTERM (a controlled
+    shutdown), killed when that takes over 30 s. Missing jars are resolved by ``scripts/kafka.sh``;
+    anything that fails raises (with the broker's log)."""
+    lib, version = kafka_lib()
+    java = _java()
+    with contextlib.ExitStack() as stack:
+        if root is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eventbridge-kafka-")))
+        root.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        controller_port = free_port()
+        while controller_port == port:
+            controller_port = free_port()
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+            "log.dirs": str(root / "data"),
+            **KAFKA_TEST_CONFIG,
+            **(config or {}),
+        }
+        server_properties = root / "server.properties"
+        server_properties.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+        log_path = root / "kafka.log"
+        log4j = root / "log4j2.properties"
+        log4j.write_text(_KAFKA_LOG4J2.format(log=log_path))
+        jvm = [java, KAFKA_HEAP, "-Xms64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+               f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{lib}/*"]  # fmt: skip
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        formatted = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
+             "--config", str(server_properties), "--standalone"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+        if formatted.returncode != 0:
+            raise RuntimeError(f"kafka StorageTool format failed ({formatted.returncode}):\n{formatted.stdout[-3000:]}")
+        console = stack.enter_context((root / "kafka.out").open("ab"))
+        process = subprocess.Popen(
+            [*jvm, "kafka.Kafka", str(server_properties)],
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "JAVA_TOOL", "_JAVA"))},
+        )
+        try:
+            try:
+                _wait_for_port(port, process, f"Apache Kafka {version}", timeout=90)
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:  # works inside a running event loop too
+                    pool.submit(asyncio.run, _kafka_serves_metadata(f"127.0.0.1:{port}", 60)).result()
+            except Exception as exc:
+                logs = "\n".join(
+                    p.read_text(errors="replace")[-3000:] for p in (log_path, root / "kafka.out") if p.exists()
+                )
+                raise RuntimeError(f"{exc}\n--- Apache Kafka's log ---\n{logs}") from None
+            yield ApacheKafka(f"127.0.0.1:{port}", port, controller_port, version, root, process)
+        finally:
+            _stop(process, timeout=30)
+
+
+_shared_kafka: ApacheKafka | None = None
+_shared_kafka_lock = threading.Lock()
+
+
+def shared_apache_kafka() -> ApacheKafka:
+    """The test process's one Apache Kafka, started on first use and stopped at exit. Tests that
+    share it use their own topic and group names."""
+    global _shared_kafka
+    with _shared_kafka_lock:
+        if _shared_kafka is None or _shared_kafka.process.poll() is not None:
+            stack = contextlib.ExitStack()
+            _shared_kafka = stack.enter_context(apache_kafka())
+            atexit.register(stack.close)
+        return _shared_kafka
 
 
 def octokit_examples() -> dict[str, list[dict[str, Any]]]:

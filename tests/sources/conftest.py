@@ -1,5 +1,5 @@
 """Fixtures for the source tests: a real SqliteBus, a SourceManager on 127.0.0.1, secrets, and the
-real servers of tests/servers/realservers.py (moto, Tansu, a fake git-hosting API)."""
+real servers of tests/servers/realservers.py (moto, Tansu, Apache Kafka, a fake git-hosting API)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from realservers import (
     MotoServer,
     fake_git_api,
     moto_server,
+    shared_apache_kafka,
     tansu_broker,
 )
 from sources_helpers import DictReferences
@@ -69,8 +70,13 @@ def moto() -> Iterator[MotoServer]:
         yield server
 
 
-@pytest.fixture
-def kafka() -> Iterator[KafkaBroker]:
+@pytest.fixture(params=["tansu", "apache"])
+def kafka(request: pytest.FixtureRequest) -> Iterator[KafkaBroker]:
+    """Each Kafka test runs on a fresh Tansu broker and on the session's Apache Kafka (KRaft, the
+    jars of scripts/kafka.sh), where it uses its own topic and group names."""
+    if request.param == "apache":
+        yield shared_apache_kafka()
+        return
     with tansu_broker() as broker:
         yield broker
 
