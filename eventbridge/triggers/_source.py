@@ -73,13 +73,16 @@ async def _fetch(url: str, verify: bool) -> str:
 
 
 async def load_source(
-    location: ArtifactLocation | None, *, namespace: str, references: References, what: str
+    location: ArtifactLocation | None, *, namespace: str, references: References, what: str, copy: bool = True
 ) -> dict[str, Any]:
-    """The object a trigger source describes; ``what`` names it in errors."""
+    """The object a trigger source describes; ``what`` names it in errors.
+
+    ``copy=False`` may return the manifest's own ``source.resource``: only for a caller that copies
+    it anyway before changing anything (parameters are applied to a copy)."""
     if location is None:
         raise PermanentError(f"{what}: source is required")
     if location.resource is not None:
-        resource: dict[str, Any] = clone(location.resource)
+        resource: dict[str, Any] = clone(location.resource) if copy else location.resource
         return resource
     if location.inline is not None:
         return _parse(location.inline, f"{what}: source.inline")

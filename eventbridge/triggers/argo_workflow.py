@@ -90,6 +90,7 @@ class ArgoWorkflowTrigger(TriggerAction):
             namespace=self.sensor.namespace,
             references=self.services.references,
             what=what,
+            copy=False,  # apply_params works on a copy
         )
         resource = call.apply_params(source, workflow.parameters if workflow else None)
         if not isinstance(resource, dict):
