@@ -10,11 +10,16 @@ Contract:
   least once: after a restart a group resumes after the last *acknowledged* offset.
 * ``ack`` may be called out of order; the durable cursor only advances over a contiguous prefix
   of acknowledged offsets.
+
+:class:`ConditionsBus` is the cluster mode's second stage for ``&&`` conditions (Kafka): a topic
+per sensor where the dependency events of each trigger are forwarded, keyed by the trigger's name,
+so all of one trigger's events reach the one replica that owns that partition. See
+:mod:`eventbridge.sensor.manager` and :mod:`eventbridge.bus.kafka`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,3 +50,37 @@ class Bus(Protocol):
     async def publish(self, event: Event) -> bool: ...
 
     def subscribe(self, group: str, *, from_start: bool = False) -> Subscription: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionDelivery(Delivery):
+    """A dependency event forwarded for one trigger, read from a sensor's conditions topic."""
+
+    trigger: str
+    dependency: str
+    partition: int
+    generation: int  # this member's ownership of the partition; an ack from an earlier one is ignored
+
+
+class ConditionsSubscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[ConditionDelivery]: ...
+
+    async def ack(self, delivery: Delivery) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+LostPartitions = Callable[[set[int]], Awaitable[None]]
+"""Called with the partitions another member took over: drop the state built from them (without
+acknowledging it); the new owner reads them again from the last committed offset."""
+
+
+class ConditionsBus(Protocol):
+    def forward(self, namespace: str, sensor: str, trigger: str, dependency: str, event: Event) -> Awaitable[None]:
+        """Queue the record now (records keep the order of the calls); await the result for its
+        durability (raises :class:`~eventbridge.errors.TemporaryError` when it was not stored)."""
+        ...
+
+    async def subscribe(
+        self, namespace: str, sensor: str, group: str, on_lost: LostPartitions
+    ) -> ConditionsSubscription: ...

@@ -32,6 +32,11 @@
   after 2 s without records, and doubles up to 1 s while the broker has records it does not return
   (see :meth:`KafkaSubscription._adapt_fetch_wait`).
 * ``Delivery.offset`` encodes (partition, offset) as ``offset * 1024 + partition``.
+* **Conditions topics** (:meth:`KafkaBus.conditions`, :class:`KafkaConditions`): the held events of
+  a sensor's ``&&`` conditions go through ``<topic>.<namespace>.<sensor>.conditions`` (created on
+  first use with the bus topic's partition count), record key = the trigger's name, consumed by the
+  group ``<sensor group>:conditions``, so each trigger's state lives on the one replica owning its
+  partition; a member that loses a partition in a rebalance forgets it and tells the sensor.
 
 TLS and SASL follow Argo's fields: pass an ``ssl.SSLContext`` and ``sasl`` options
 (``mechanism``, ``username``, ``password``) from the EventBus's secrets.
@@ -41,11 +46,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import ssl
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +60,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from eventbridge.bus.base import Delivery
+from eventbridge.bus.base import ConditionDelivery, Delivery, LostPartitions
 from eventbridge.errors import TemporaryError
 from eventbridge.events import Event
 
@@ -140,24 +147,15 @@ class KafkaBus:
         self._producer: AIOKafkaProducer | None = None
         self._recent: OrderedDict[EventKey, None] = OrderedDict()
         self._sending: dict[EventKey, asyncio.Future[None]] = {}  # published, not acknowledged yet
-        self._outbox: deque[tuple[bytes, bytes, asyncio.Future[None]]] = deque()  # not handed to the producer yet
+        self._outbox: deque[tuple[str, bytes, bytes, asyncio.Future[None]]] = deque()  # not handed to the producer yet
         self._outbox_ready = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._subscriptions: set[KafkaSubscription] = set()
+        self._conditions: KafkaConditions | None = None
 
     async def start(self) -> None:
         """Create the topic if missing and start the producer."""
-        admin = AIOKafkaAdminClient(**self.settings.client_options())
-        await admin.start()
-        try:
-            topics = await admin.list_topics()
-            if self.settings.topic not in topics:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(
-                        [NewTopic(self.settings.topic, self.settings.partitions, self.settings.replication_factor)]
-                    )
-        finally:
-            await admin.close()
+        await self._ensure_topic(self.settings.topic, self.settings.partitions)
         producer = AIOKafkaProducer(
             **self.settings.client_options(),
             enable_idempotence=self.settings.idempotent,
@@ -171,6 +169,18 @@ class KafkaBus:
             raise
         self._producer = producer
         self._sender = asyncio.create_task(self._send_loop(producer), name=f"kafka bus {self.settings.topic} sender")
+
+    async def _ensure_topic(self, topic: str, partitions: int) -> None:
+        """Create ``topic`` with ``partitions`` unless it exists."""
+        admin = AIOKafkaAdminClient(**self.settings.client_options())
+        await admin.start()
+        try:
+            topics = await admin.list_topics()
+            if topic not in topics:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics([NewTopic(topic, partitions, self.settings.replication_factor)])
+        finally:
+            await admin.close()
 
     async def stop(self) -> None:
         for subscription in list(self._subscriptions):
@@ -202,7 +212,7 @@ class KafkaBus:
         the record, or no acknowledgement came within ``publish_timeout_ms``."""
         if self._producer is None:
             raise TemporaryError("the Kafka bus is not started")
-        opening = [s._ready for s in self._subscriptions if not s._ready.done()]
+        opening = [s._ready for s in self._subscriptions if not s._ready.done() and s.topic == self.settings.topic]
         if opening:  # a group subscribed here just now starts before this event
             await asyncio.gather(*opening, return_exceptions=True)
         key = identity(event)
@@ -215,8 +225,7 @@ class KafkaBus:
             acknowledged = asyncio.get_running_loop().create_future()
             self._sending[key] = acknowledged
             acknowledged.add_done_callback(lambda done: self._settled(key, done))
-            self._outbox.append((event.to_bytes(), event_key(event), acknowledged))
-            self._outbox_ready.set()
+            self._enqueue(self.settings.topic, event.to_bytes(), event_key(event), acknowledged)
         timeout = self.settings.publish_timeout_ms / 1000
         try:
             async with asyncio.timeout(timeout):
@@ -230,6 +239,10 @@ class KafkaBus:
             raise TemporaryError(f"Kafka did not accept the event: {exc}") from exc
         return not joined
 
+    def _enqueue(self, topic: str, value: bytes, key: bytes, acknowledged: asyncio.Future[None]) -> None:
+        self._outbox.append((topic, value, key, acknowledged))
+        self._outbox_ready.set()
+
     async def _send_loop(self, producer: AIOKafkaProducer) -> None:
         """Hand queued records to the producer one at a time, in publish order.
 
@@ -242,9 +255,9 @@ class KafkaBus:
                 self._outbox_ready.clear()
                 await self._outbox_ready.wait()
                 continue
-            value, key, acknowledged = outbox.popleft()
+            topic, value, key, acknowledged = outbox.popleft()
             try:
-                sent = await producer.send(self.settings.topic, value, key=key)
+                sent = await producer.send(topic, value, key=key)
             except KafkaError as exc:
                 if not acknowledged.done():
                     acknowledged.set_exception(exc)
@@ -271,8 +284,19 @@ class KafkaBus:
         return subscription
 
     def subscription_states(self) -> dict[str, str]:
-        """``{group: state}`` of the open subscriptions (see :attr:`KafkaSubscription.state`)."""
+        """``{group: state}`` of the open subscriptions (see :attr:`KafkaSubscription.state`),
+        conditions subscriptions included."""
         return {s.group: s.state for s in self._subscriptions}
+
+    def assignments(self) -> dict[str, list[int]]:
+        """``{group: partitions}`` this process's subscriptions own now (of their own topic)."""
+        return {s.group: s.assigned() for s in self._subscriptions}
+
+    def conditions(self) -> KafkaConditions:
+        """The sensors' conditions topics on this bus (see :class:`KafkaConditions`); one per bus."""
+        if self._conditions is None:
+            self._conditions = KafkaConditions(self)
+        return self._conditions
 
 
 @dataclass(slots=True)
@@ -285,6 +309,7 @@ class _Partition:
     position: int = -1  # every offset below it is handled (-1: nothing yet); the offset to commit
     fetched_until: int = -1  # the offset after the last one fetched in this assignment
     committed: int = -1  # the last position the broker accepted from this subscription
+    generation: int = 0  # counts this member's ownerships of the partition (KafkaConditionsSubscription)
 
     def advance(self) -> bool:
         """Fold the acknowledged prefix of ``fetched`` into ``position``; True when it moved."""
@@ -303,25 +328,31 @@ class _Partition:
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, subscription: KafkaSubscription) -> None:
         self._subscription = subscription
+        self._revoked: set[int] = set()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._revoked = {tp.partition for tp in revoked}
         await self._subscription._revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.debug("Kafka group %s assigned %s", self._subscription.group, sorted(tp.partition for tp in assigned))
+        owned = {tp.partition for tp in assigned}
+        log.debug("Kafka group %s assigned %s", self._subscription.group, sorted(owned))
+        lost, self._revoked = self._revoked - owned, set()
+        if lost:
+            await self._subscription._lost(lost)
 
 
 class KafkaSubscription:
     """One consumer group member; iterate for deliveries, ``ack`` each when handled."""
 
-    def __init__(self, bus: KafkaBus, group: str, from_start: bool) -> None:
+    def __init__(self, bus: KafkaBus, group: str, from_start: bool, topic: str | None = None) -> None:
         self._bus = bus
         self.group = group
         self._from_start = from_start
-        self._topic = bus.settings.topic
+        self.topic = topic or bus.settings.topic
         self._consumer: AIOKafkaConsumer | None = None
         self._ready = asyncio.ensure_future(self._open())
-        self._buffer: deque[tuple[int, int, Event]] = deque()  # (partition, offset, event) fetched, not handed out
+        self._buffer: deque[tuple[int, int, Any]] = deque()  # (partition, offset, decoded) fetched, not handed out
         self._partitions: dict[int, _Partition] = {}
         self._handed: OrderedDict[EventKey, None] = OrderedDict()  # keys handed out (LRU of dedup_window)
         self._dirty = asyncio.Event()
@@ -346,11 +377,11 @@ class KafkaSubscription:
         )
         await consumer.start()
         try:
-            partitions = sorted(consumer.partitions_for_topic(settings.topic) or [])
+            partitions = sorted(consumer.partitions_for_topic(self.topic) or [])
             if not partitions:
                 await consumer._client.force_metadata_update()
-                partitions = sorted(consumer.partitions_for_topic(settings.topic) or [])
-            tps = [TopicPartition(settings.topic, p) for p in partitions]
+                partitions = sorted(consumer.partitions_for_topic(self.topic) or [])
+            tps = [TopicPartition(self.topic, p) for p in partitions]
             ends = await consumer.end_offsets(tps) if tps else {}
             # A new group starts at the ends seen now (or the beginning): commit that position
             # before joining, so nothing published after subscribe() is skipped.
@@ -362,9 +393,14 @@ class KafkaSubscription:
                 consumer.assign(list(missing))
                 for tp, offset in missing.items():
                     consumer.seek(tp, offset)
-                await consumer.commit({tp: offset for tp, offset in missing.items()})
+                try:
+                    await consumer.commit({tp: offset for tp, offset in missing.items()})
+                except KafkaError as exc:
+                    # Another replica joined the group meanwhile (the broker refuses a commit from
+                    # outside an active group): it committed the group's start before joining.
+                    log.info("Kafka group %s: the start was not committed here (%s); joining", self.group, exc)
                 consumer.unsubscribe()
-            consumer.subscribe([settings.topic], listener=_CommitBeforeRevoke(self))
+            consumer.subscribe([self.topic], listener=_CommitBeforeRevoke(self))
         except BaseException:
             await consumer.stop()
             raise
@@ -389,24 +425,42 @@ class KafkaSubscription:
         buffer = self._buffer
         while True:
             while buffer:
-                partition, offset, event = buffer.popleft()
-                key = identity(event)
+                partition, offset, decoded = buffer.popleft()
                 track = self._track(partition)
-                if key in self._handed:  # the same event again (another record, e.g. a publisher's retry)
-                    self._handed.move_to_end(key)
+                delivery = self._deliver(partition, offset, decoded, track)
+                if delivery is None:
                     self.skipped += 1
                     track.done.add(offset)
                     if track.advance():
                         self._dirty.set()
                     continue
-                self._handed[key] = None
-                if len(self._handed) > self._bus.dedup_window:
-                    self._handed.popitem(last=False)
                 track.handing.add(offset)
-                return Delivery(event, encode_offset(partition, offset))
+                return delivery
             if self._consumer is None:
                 raise StopAsyncIteration
             await self._fetch(self._consumer)
+
+    def _decode(self, value: bytes) -> Any:
+        """A record's value as handed to :meth:`_deliver` (raises on a foreign record)."""
+        return Event.from_bytes(value)
+
+    def _deliver(self, partition: int, offset: int, decoded: Any, track: _Partition) -> Delivery | None:
+        """The delivery of a fetched record, or None to skip it (acknowledged without delivery)."""
+        event: Event = decoded
+        key = identity(event)
+        if key in self._handed:  # the same event again (another record, e.g. a publisher's retry)
+            self._handed.move_to_end(key)
+            return None
+        self._handed[key] = None
+        if len(self._handed) > self._bus.dedup_window:
+            self._handed.popitem(last=False)
+        return Delivery(event, encode_offset(partition, offset))
+
+    def assigned(self) -> list[int]:
+        """The partitions of this subscription's topic its group gave this member."""
+        if self._consumer is None:
+            return []
+        return sorted(tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic)
 
     def _track(self, partition: int) -> _Partition:
         track = self._partitions.get(partition)
@@ -448,12 +502,12 @@ class KafkaSubscription:
                     self.skipped += 1
                     continue
                 try:
-                    event = Event.from_bytes(record.value)
+                    decoded = self._decode(record.value)
                 except Exception as exc:  # noqa: BLE001  (a foreign record must not stop the group)
                     log.warning("skipping an undecodable record at %s/%d: %s", tp, offset, exc)
                     done.add(offset)
                     continue
-                self._buffer.append((tp.partition, offset, event))
+                self._buffer.append((tp.partition, offset, decoded))
             moved = track.advance() or moved
         if moved:
             self._dirty.set()
@@ -503,6 +557,8 @@ class KafkaSubscription:
         """Mark handled; the contiguous acknowledged prefix of its partition is committed shortly."""
         partition, offset = decode_offset(delivery.offset)
         track = self._track(partition)
+        if isinstance(delivery, ConditionDelivery) and delivery.generation != track.generation:
+            return  # handed out before another member owned the partition: that member redelivered it
         track.handing.discard(offset)
         if offset < track.position:
             return
@@ -558,6 +614,9 @@ class KafkaSubscription:
                 track.fetched.clear()  # fetched again from the committed offset after the rebalance
                 track.fetched_until = -1
 
+    async def _lost(self, partitions: set[int]) -> None:
+        """After a rebalance: ``partitions`` belong to another member now (nothing to do here)."""
+
     async def close(self) -> None:
         """Commit what is acknowledged (bounded by the session timeout) and leave the group."""
         self._bus._subscriptions.discard(self)
@@ -576,3 +635,126 @@ class KafkaSubscription:
                     await self._commit()
             await self._consumer.stop()
             self._consumer = None
+
+
+MAX_TOPIC_LENGTH = 249
+
+
+def conditions_topic(topic: str, namespace: str, sensor: str) -> str:
+    """The conditions topic of Sensor ``namespace/sensor`` on the bus topic ``topic``:
+    ``<topic>.<namespace>.<sensor>.conditions`` (a namespace has no dots, so names cannot collide),
+    or ``<topic>.<sha256 of namespace/sensor, 16 hex>.conditions`` when that exceeds Kafka's 249 characters."""
+    name = f"{topic}.{namespace}.{sensor}.conditions"
+    if len(name) <= MAX_TOPIC_LENGTH:
+        return name
+    digest = hashlib.sha256(f"{namespace}/{sensor}".encode()).hexdigest()[:16]
+    return f"{topic[: MAX_TOPIC_LENGTH - 40]}.{digest}.conditions"
+
+
+class KafkaConditions:
+    """The sensors' conditions topics of one :class:`KafkaBus` (:class:`~eventbridge.bus.base.ConditionsBus`).
+
+    The second stage of ``&&`` conditions in cluster mode: the replica that filtered an event forwards
+    it for each trigger waiting on it to the sensor's conditions topic (:func:`conditions_topic`,
+    created on first use with as many partitions as the bus topic has), record key = the trigger's
+    name, so all of one trigger's events land on one partition, owned by one replica of the sensor's
+    group ``<group>:conditions``, which keeps that trigger's held events. The record value is
+    ``{"trigger", "dependency", "event": CloudEvent}``. Records go through the bus's producer and
+    sender, in the order of the ``forward`` calls."""
+
+    def __init__(self, bus: KafkaBus) -> None:
+        self._bus = bus
+        self._ready: set[str] = set()
+
+    def topic(self, namespace: str, sensor: str) -> str:
+        return conditions_topic(self._bus.settings.topic, namespace, sensor)
+
+    async def ensure_topic(self, namespace: str, sensor: str) -> str:
+        """Create the sensor's conditions topic unless it exists; returns its name."""
+        topic = self.topic(namespace, sensor)
+        if topic in self._ready:
+            return topic
+        producer = self._bus._producer
+        if producer is None:
+            raise TemporaryError("the Kafka bus is not started")
+        partitions = len(await producer.partitions_for(self._bus.settings.topic)) or self._bus.settings.partitions
+        await self._bus._ensure_topic(topic, partitions)
+        self._ready.add(topic)
+        return topic
+
+    def forward(self, namespace: str, sensor: str, trigger: str, dependency: str, event: Event) -> Awaitable[None]:
+        """Queue the record now; the awaitable returns once the broker acknowledged it."""
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._bus._producer is None:
+            acknowledged.set_exception(TemporaryError("the Kafka bus is not started"))
+        else:
+            value = json.dumps(
+                {"trigger": trigger, "dependency": dependency, "event": event.to_cloudevent()}, separators=(",", ":")
+            ).encode()
+            self._bus._enqueue(self.topic(namespace, sensor), value, trigger.encode(), acknowledged)
+        return self._stored(acknowledged, f"{namespace}/{sensor}", trigger, event.id)
+
+    async def _stored(self, acknowledged: asyncio.Future[None], sensor: str, trigger: str, event_id: str) -> None:
+        """Wait for the broker (warning every ``publish_timeout_ms``; a retry would only store it twice)."""
+        timeout = self._bus.settings.publish_timeout_ms / 1000
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(acknowledged)
+                return
+            except TimeoutError:
+                log.warning("sensor %s trigger %s: Kafka has not acknowledged event %s on the conditions topic "
+                            "after %gs; still waiting", sensor, trigger, event_id, timeout)  # fmt: skip
+            except KafkaError as exc:
+                raise TemporaryError(f"Kafka did not store event {event_id} on the conditions topic: {exc}") from exc
+
+    async def subscribe(
+        self, namespace: str, sensor: str, group: str, on_lost: LostPartitions
+    ) -> KafkaConditionsSubscription:
+        """Join ``group`` on the sensor's conditions topic (created if missing); a new group reads
+        it from the start. ``on_lost`` is called with the partitions another member took over."""
+        topic = await self.ensure_topic(namespace, sensor)
+        subscription = KafkaConditionsSubscription(self._bus, group, topic, on_lost)
+        self._bus._subscriptions.add(subscription)
+        return subscription
+
+
+class KafkaConditionsSubscription(KafkaSubscription):
+    """A member of a sensor's conditions group: hands out :class:`ConditionDelivery` records.
+
+    Unlike the bus topic's subscription, a record is never skipped for its event id (one event is
+    forwarded once per trigger and dependency; the sensor recognises repeats). When a rebalance
+    gives a partition to another member, this member forgets it (a later ownership reads it again
+    from the committed offset, and acknowledgements of records handed out before are ignored) and
+    calls ``on_lost`` so the sensor drops the state built from it."""
+
+    def __init__(self, bus: KafkaBus, group: str, topic: str, on_lost: LostPartitions) -> None:
+        super().__init__(bus, group, True, topic)
+        self._on_lost = on_lost
+
+    def __aiter__(self) -> AsyncIterator[ConditionDelivery]:
+        return self
+
+    async def __anext__(self) -> ConditionDelivery:
+        delivery = await super().__anext__()
+        assert isinstance(delivery, ConditionDelivery)
+        return delivery
+
+    def _decode(self, value: bytes) -> Any:
+        record = json.loads(value)
+        return str(record["trigger"]), str(record["dependency"]), Event.from_cloudevent(record["event"])
+
+    def _deliver(self, partition: int, offset: int, decoded: Any, track: _Partition) -> Delivery | None:
+        trigger, dependency, event = decoded
+        return ConditionDelivery(event, encode_offset(partition, offset), trigger, dependency, partition,
+                                 track.generation)  # fmt: skip
+
+    async def _lost(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            old = self._partitions.get(partition)
+            self._partitions[partition] = _Partition(generation=(old.generation + 1) if old is not None else 1)
+        log.info("Kafka group %s: partitions %s moved to another member", self.group, sorted(partitions))
+        try:
+            await self._on_lost(set(partitions))
+        except Exception:
+            log.exception("Kafka group %s: the handler of lost partitions failed", self.group)

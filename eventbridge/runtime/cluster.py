@@ -941,6 +941,7 @@ class SensorRole:
                     from_start=config.from_start,
                     workflow_ops=StoreWorkflowOperations(self.store),
                     objects=self.objects,
+                    conditions=bus.conditions(),  # && state across replicas (Argo #3063)
                 )
                 group = _SensorGroup(config, bus, manager)
                 self._groups[fingerprint] = group

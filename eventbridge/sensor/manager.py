@@ -17,6 +17,18 @@ Delivery (at-least-once to the sensor, effectively-once workflows):
   acknowledged; a restart loads them back, so a half-met condition survives without replaying
   later events. Without ``state_path`` they stay unacknowledged until they fire or are replaced,
   and the bus redelivers them (and every later event) after a restart.
+* Several replicas (cluster mode, ``conditions``: a :class:`~eventbridge.bus.base.ConditionsBus`):
+  replicas split the bus topic's partitions, so one replica may see ``a`` and another ``b``. Stage 1
+  (any replica, the event's bus subscription) runs the filters, fires triggers without ``&&`` at
+  once, and forwards each passed event of a trigger with ``&&`` to the sensor's conditions topic,
+  keyed by the trigger's name; the event is acknowledged once every forward is stored. Stage 2
+  (group ``<group>:conditions``, every replica a member) holds the latest event per dependency for
+  the triggers of the partitions it owns, and acknowledges a held record only when it fired or was
+  replaced. A crash or a rebalance redelivers the unacknowledged records to the new owner, which
+  builds the state again (the lost owner drops its state); a firing repeated that way has the same
+  key, so the ``argoWorkflow`` trigger creates nothing twice. A record of an event that already
+  fired the trigger here (a repeated forward) is dropped; on replay, records older than the last
+  ``conditionsReset`` tick are dropped.
 * ``conditionsReset.byTime`` clears a trigger's held events at each cron tick (croniter, in the
   criteria's timezone); at start, stored events older than the previous tick are cleared.
 * Each execution is retried per ``retryStrategy`` (Argo's Backoff; one attempt by default; always
@@ -35,7 +47,8 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,11 +59,11 @@ from croniter import croniter
 from pydantic import ValidationError
 
 from eventbridge import tracing
-from eventbridge.bus.base import Bus, Delivery, Subscription
+from eventbridge.bus.base import Bus, ConditionDelivery, ConditionsBus, ConditionsSubscription, Delivery, Subscription
 from eventbridge.errors import EventBridgeError, InvalidError, PermanentError, TemporaryError
 from eventbridge.events import Event, format_time
 from eventbridge.models.base import References
-from eventbridge.models.sensor import Sensor, Trigger, TriggerParameter, TriggerTemplate
+from eventbridge.models.sensor import Sensor, Trigger, TriggerParameter, TriggerTemplate, evaluate_conditions
 from eventbridge.sensor.engine import ResetSchedule, TriggerPlan, match_dependencies, offer, plan_trigger
 from eventbridge.sensor.params import apply_params, construct_payload, resolve_param_value
 from eventbridge.sensor.retry import RateLimiter, RetryPlan
@@ -71,6 +84,8 @@ log = logging.getLogger(__name__)
 
 ENV_CONCURRENCY = "EVENTBRIDGE_SENSOR_CONCURRENCY"
 DEFAULT_CONCURRENCY = 64
+FIRED_MEMORY = 10_000  # per trigger: (dependency, event id) pairs that fired it, to drop repeated forwards
+FORWARD_RETRY_MAX_S = 30.0
 
 
 def firing_concurrency(env: Mapping[str, str] | None = None) -> int:
@@ -199,6 +214,18 @@ class _Firing:
 
 
 @dataclass(slots=True)
+class _Forward:
+    """Stage 1 with a conditions bus: an event passed for a trigger with ``&&``, being stored on the
+    sensor's conditions topic (``sent``); it holds ``delivery`` until then."""
+
+    runtime: _TriggerRuntime
+    dependency: str
+    event: Event
+    delivery: Delivery
+    sent: Awaitable[None]
+
+
+@dataclass(slots=True)
 class _TriggerRuntime:
     plan: TriggerPlan
     action: TriggerAction | None
@@ -209,6 +236,7 @@ class _TriggerRuntime:
     limiter: RateLimiter
     pending: dict[str, _Held] = field(default_factory=dict)
     debounce: _Debounce | None = None
+    fired: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)  # stage 2 (conditions bus)
 
 
 class _SensorRunner:
@@ -225,6 +253,7 @@ class _SensorRunner:
         state: PendingStore | None,
         traces: TraceLog,
         concurrency: int = DEFAULT_CONCURRENCY,
+        conditions: ConditionsBus | None = None,
     ) -> None:
         self.sensor = sensor
         self.key = f"{sensor.namespace}/{sensor.name}"
@@ -237,13 +266,16 @@ class _SensorRunner:
         self._state = state
         self._traces = traces
         self._subscription: Subscription | None = None
+        self._conditions = conditions
+        self._conditions_subscription: ConditionsSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._holds: dict[int, int] = {}
+        self._holds: dict[tuple[bool, int, int], int] = {}
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(concurrency)
         self._extra = {"sensorName": sensor.name, "namespace": sensor.namespace}
         self._triggers = [self._runtime(trigger) for trigger in sensor.spec.triggers]
+        self._by_name = {runtime.plan.name: runtime for runtime in self._triggers}
 
     def _runtime(self, trigger: Trigger) -> _TriggerRuntime:
         plan = plan_trigger(self.sensor, trigger)
@@ -275,6 +307,11 @@ class _SensorRunner:
     async def start(self) -> None:
         if self._state is not None:
             self._restore()
+        if self._conditions is not None and any(self._held_in_stage_two(runtime) for runtime in self._triggers):
+            self._conditions_subscription = await self._conditions.subscribe(
+                self.sensor.namespace, self.sensor.name, f"{self._group}:conditions", self._lost
+            )
+            self._spawn(self._run_conditions(), f"sensor {self.key} conditions")
         self._subscription = self._bus.subscribe(self._group, from_start=self._from_start)
         self._task = asyncio.create_task(self._run(), name=f"sensor {self.key}")
         for runtime in self._triggers:
@@ -345,6 +382,9 @@ class _SensorRunner:
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None
+        if self._conditions_subscription is not None:
+            await self._conditions_subscription.close()
+            self._conditions_subscription = None
         for runtime in self._triggers:
             for action in (runtime.action, runtime.dlq_action):
                 if action is None:
@@ -366,7 +406,7 @@ class _SensorRunner:
             except Exception:
                 log.exception("sensor %s: failed to process event %s; acknowledging it",
                               self.key, delivery.event.id, extra=self._extra)  # fmt: skip
-                self._holds.pop(delivery.offset, None)
+                self._holds.pop(self._hold_key(delivery), None)
                 await self._subscription.ack(delivery)
                 continue
             if trace is not None:
@@ -375,15 +415,146 @@ class _SensorRunner:
                 await self._slots.acquire()  # back-pressure: at most `concurrency` events' firings in flight
                 self._spawn(self._complete(firings), f"sensor {self.key} firing")
 
-    async def _complete(self, firings: list[_Firing]) -> None:
-        """Run the firings one event caused, concurrently."""
+    async def _complete(self, firings: list[_Firing | _Forward]) -> None:
+        """Run the firings (and forwards) one event caused, concurrently."""
         try:
             if len(firings) == 1:
-                await self._run_firing(firings[0])
+                await self._run_work(firings[0])
             else:
-                await asyncio.gather(*(self._run_firing(firing) for firing in firings))
+                await asyncio.gather(*(self._run_work(firing) for firing in firings))
         finally:
             self._slots.release()
+
+    async def _run_work(self, work: _Firing | _Forward) -> None:
+        if isinstance(work, _Forward):
+            await self._run_forward(work)
+        else:
+            await self._run_firing(work)
+
+    async def _run_forward(self, forward: _Forward) -> None:
+        """Wait until the forward is stored (forwarding again after a failure), then release its event."""
+        assert self._conditions is not None
+        sent, attempt = forward.sent, 0
+        while True:
+            try:
+                await sent
+                break
+            except Exception as err:  # noqa: BLE001  (any failure to store: forward again later)
+                attempt += 1
+                delay = min(FORWARD_RETRY_MAX_S, 0.5 * 2**attempt)
+                log.warning("sensor %s trigger %s: forwarding event %s failed: %s; retrying in %.1fs",
+                            self.key, forward.runtime.plan.name, forward.event.id, err, delay,
+                            extra=self._extra)  # fmt: skip
+                await asyncio.sleep(delay)
+                sent = self._conditions.forward(self.sensor.namespace, self.sensor.name, forward.runtime.plan.name,
+                                                forward.dependency, forward.event)  # fmt: skip
+        await self._release(forward.delivery)
+
+    # -- stage 2: the conditions topic (cluster mode) --------------------------------------
+
+    async def _run_conditions(self) -> None:
+        try:
+            await self._consume_conditions()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sensor %s: the conditions subscription failed", self.key, extra=self._extra)
+            raise
+
+    async def _consume_conditions(self) -> None:
+        subscription = self._conditions_subscription
+        assert subscription is not None
+        async for delivery in subscription:
+            try:
+                async with self._lock:
+                    trace, firings = await self._handle_condition(delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sensor %s trigger %s: failed to process held event %s; acknowledging it",
+                              self.key, delivery.trigger, delivery.event.id, extra=self._extra)  # fmt: skip
+                self._holds.pop(self._hold_key(delivery), None)
+                await subscription.ack(delivery)
+                continue
+            if trace is not None:
+                self._trace(trace)
+            if firings:
+                await self._slots.acquire()
+                self._spawn(self._complete(firings), f"sensor {self.key} firing")
+
+    async def _handle_condition(
+        self, delivery: ConditionDelivery
+    ) -> tuple[dict[str, Any] | None, list[_Firing | _Forward]]:
+        """Offer one forwarded event to its trigger's held state (under the lock)."""
+        event, name = delivery.event, delivery.dependency
+        firings: list[_Firing | _Forward] = []
+        runtime = self._by_name.get(delivery.trigger)
+        drop = ""
+        if runtime is None or not self._held_in_stage_two(runtime) or name not in runtime.plan.dependencies:
+            drop = "the sensor no longer has this trigger or dependency with && conditions"
+        elif (name, event.id) in runtime.fired:
+            drop = "this event already fired the trigger (a repeated forward)"
+        elif runtime.plan.resets:
+            tick = max(previous_tick(schedule, datetime.now(UTC)) for schedule in runtime.plan.resets)
+            moment = event.time if event.time.tzinfo is not None else event.time.replace(tzinfo=UTC)
+            if moment < tick:
+                drop = f"older than the conditions reset at {tick.isoformat()}"
+        if drop:
+            log.info("sensor %s trigger %s: dropped held event %s of %s: %s",
+                     self.key, delivery.trigger, event.id, name, drop, extra=self._extra)  # fmt: skip
+            if self._conditions_subscription is not None:
+                await self._conditions_subscription.ack(delivery)
+            return None, firings
+        assert runtime is not None
+        plan, tree = runtime.plan, runtime.plan.tree
+        assert tree is not None
+        base = {"name": plan.name, "conditions": plan.expression}
+        verdict = {"name": name, "matched": True, "reason": "passed its filters (forwarded)", "filters": []}
+        trace: dict[str, Any] = {
+            "kind": "event",
+            "event": {k: v for k, v in event.context().items() if k in ("id", "source", "subject", "type", "time")},
+            "dependencies": [verdict],
+            "triggers": [],
+        }
+        older = runtime.pending.get(name)
+        self._hold(delivery)
+        runtime.pending[name] = _Held(event, delivery)
+        if older is not None:
+            await self._release(older.delivery)
+        if not evaluate_conditions(tree, frozenset(runtime.pending)):
+            waiting = plan.waiting_for(set(runtime.pending))
+            trace["triggers"].append({**base, "status": "waiting", "result": "waiting for " + ", ".join(waiting),
+                                      "state": self._state_of(runtime)})  # fmt: skip
+            return trace, firings
+        entry: dict[str, Any] = {**base, "state": self._state_of(runtime)}
+        held = list(runtime.pending.items())
+        runtime.pending.clear()
+        for dependency, item in held:
+            runtime.fired[(dependency, item.event.id)] = None
+        while len(runtime.fired) > FIRED_MEMORY:
+            runtime.fired.popitem(last=False)
+        events = {dependency: item.event for dependency, item in held}
+        await self._dispatch(runtime, events, [item.delivery for _, item in held if item.delivery], entry, firings)
+        for _, item in held:
+            await self._release(item.delivery)
+        trace["triggers"].append(entry)
+        return trace, firings
+
+    async def _lost(self, partitions: set[int]) -> None:
+        """Another replica owns these partitions of the conditions topic now: drop what they held here
+        (unacknowledged; the new owner reads them again)."""
+        async with self._lock:
+            dropped: list[str] = []
+            for runtime in self._triggers:
+                for name, held in list(runtime.pending.items()):
+                    delivery = held.delivery
+                    if isinstance(delivery, ConditionDelivery) and delivery.partition in partitions:
+                        del runtime.pending[name]
+                        self._holds.pop(self._hold_key(delivery), None)
+                        dropped.append(f"{runtime.plan.name}/{name}")
+        if dropped:
+            log.info("sensor %s: conditions partitions %s moved to another replica; it holds %s now",
+                     self.key, sorted(partitions), ", ".join(dropped), extra=self._extra)  # fmt: skip
 
     async def _run_firing(self, firing: _Firing) -> None:
         # Cancellation (stop, reload) propagates past the releases: the deliveries stay
@@ -396,19 +567,29 @@ class _SensorRunner:
 
     # -- acknowledgements ------------------------------------------------------------------
 
+    @staticmethod
+    def _hold_key(delivery: Delivery) -> tuple[bool, int, int]:
+        """(conditions topic?, offset, generation): deliveries of the two subscriptions never share a key."""
+        if isinstance(delivery, ConditionDelivery):
+            return True, delivery.offset, delivery.generation
+        return False, delivery.offset, 0
+
     def _hold(self, delivery: Delivery) -> None:
-        self._holds[delivery.offset] = self._holds.get(delivery.offset, 0) + 1
+        key = self._hold_key(delivery)
+        self._holds[key] = self._holds.get(key, 0) + 1
 
     async def _release(self, delivery: Delivery | None) -> None:
         if delivery is None:
             return
-        count = self._holds.get(delivery.offset, 0) - 1
+        key = self._hold_key(delivery)
+        count = self._holds.get(key, 0) - 1
         if count > 0:
-            self._holds[delivery.offset] = count
+            self._holds[key] = count
             return
-        self._holds.pop(delivery.offset, None)
-        if self._subscription is not None:
-            await self._subscription.ack(delivery)
+        self._holds.pop(key, None)
+        subscription = self._conditions_subscription if key[0] else self._subscription
+        if subscription is not None:
+            await subscription.ack(delivery)
 
     # -- processing ------------------------------------------------------------------------
 
@@ -424,12 +605,12 @@ class _SensorRunner:
         trace.setdefault("time", format_time(datetime.now(UTC)))
         self._traces.record(self.sensor.namespace, self.sensor.name, trace)
 
-    async def _handle(self, delivery: Delivery) -> tuple[dict[str, Any] | None, list[_Firing]]:
-        """Match one event and decide its firings (under the lock); the caller runs them.
+    async def _handle(self, delivery: Delivery) -> tuple[dict[str, Any] | None, list[_Firing | _Forward]]:
+        """Match one event and decide its firings and forwards (under the lock); the caller runs them.
 
         Returns the event's trace (None when no dependency subscribes to it) and the firings."""
         event = delivery.event
-        firings: list[_Firing] = []
+        firings: list[_Firing | _Forward] = []
         self._hold(delivery)
         try:
             decisions = match_dependencies(self.sensor, event)
@@ -469,8 +650,12 @@ class _SensorRunner:
         names = sorted(runtime.plan.dependencies)
         return {name: (runtime.pending[name].event.id if name in runtime.pending else None) for name in names}
 
+    def _held_in_stage_two(self, runtime: _TriggerRuntime) -> bool:
+        """Whether this trigger's held events live on the conditions topic (cluster mode, ``&&``)."""
+        return self._conditions is not None and not runtime.plan.immediate and runtime.plan.tree is not None
+
     async def _offer(
-        self, runtime: _TriggerRuntime, passed: dict[str, Event], delivery: Delivery, firings: list[_Firing]
+        self, runtime: _TriggerRuntime, passed: dict[str, Event], delivery: Delivery, firings: list[_Firing | _Forward]
     ) -> list[dict[str, Any]]:
         plan = runtime.plan
         base = {"name": plan.name, "conditions": plan.expression}
@@ -480,6 +665,14 @@ class _SensorRunner:
         if not relevant:
             return [{**base, "status": "skipped", "result": "no dependency of this trigger passed its filters",
                      "state": self._state_of(runtime)}]  # fmt: skip
+        if self._held_in_stage_two(runtime):
+            assert self._conditions is not None
+            for name in relevant:
+                sent = self._conditions.forward(self.sensor.namespace, self.sensor.name, plan.name, name, passed[name])
+                self._hold(delivery)
+                firings.append(_Forward(runtime, name, passed[name], delivery, sent))
+            result = f"forwarded {', '.join(relevant)} to the conditions topic (key {plan.name!r})"
+            return [{**base, "status": "forwarded", "result": result, "state": {}}]
         pending_events = {name: held.event for name, held in runtime.pending.items()}
         ready, replaced = offer(plan, pending_events, passed)
         entries: list[dict[str, Any]] = []
@@ -521,7 +714,7 @@ class _SensorRunner:
         events: dict[str, Event],
         deliveries: list[Delivery],
         entry: dict[str, Any],
-        firings: list[_Firing],
+        firings: list[_Firing | _Forward],
         durable_id: int | None = None,
     ) -> None:
         """Queue a firing (it holds ``deliveries`` until it ran), or hand it to the debounce window."""
@@ -668,7 +861,10 @@ class SensorManager:
     ``&&`` conditions durable (SQLite). ``workflow_ops`` serves ``argoWorkflow`` operations other
     than submit. ``trace_log`` keeps the traces (a default one is made). ``concurrency`` bounds the
     events whose firings one sensor runs at once (default :func:`firing_concurrency`). ``objects``
-    lets the ``k8s`` trigger manage objects of any kind (cluster mode).
+    lets the ``k8s`` trigger manage objects of any kind (cluster mode). ``conditions`` (cluster mode,
+    e.g. ``KafkaBus.conditions()``; not with ``state_path``) keeps the held events of ``&&``
+    conditions on per-sensor conditions topics, so several replicas can run the same sensors (see the
+    module docstring).
     """
 
     def __init__(
@@ -685,8 +881,12 @@ class SensorManager:
         workflow_ops: WorkflowOperations | None = None,
         concurrency: int | None = None,
         objects: Objects | None = None,
+        conditions: ConditionsBus | None = None,
     ) -> None:
+        if conditions is not None and state_path is not None:
+            raise ValueError("a SensorManager keeps held events either in state_path or on a conditions bus")
         self._bus = bus
+        self._conditions = conditions
         self._services = TriggerServices(store=store, references=references, workflow_ops=workflow_ops, objects=objects)
         self._on_record = on_record
         self._group_prefix = group_prefix
@@ -735,6 +935,7 @@ class SensorManager:
                     self._state,
                     self.trace_log,
                     self._concurrency,
+                    self._conditions,
                 )
                 await runner.start()
                 self._runners[key] = runner

@@ -13,12 +13,14 @@ Shape of an event trace::
                                     "passed": bool, "reason", "error"?}]}],
      "triggers": [{"name", "conditions": "a && b",
                    "state": {"a": "event-id" | null, ...},     # held events after this event
-                   "status": "fired|failed|waiting|debounced|skipped",
+                   "status": "fired|failed|waiting|debounced|skipped|forwarded",
                    "result": "created Workflow ns/x" | "why it failed or waits",
                    "objects": ["Workflow ns/x"], "events": ["id", ...], "replayed": bool}]}
 
-A ``"kind": "firing"`` trace (debounced or dead-letter firing) has no ``dependencies`` and one
-entry in ``triggers``. A dependency whose event source/name does not match the event is left out.
+``forwarded``: stage 1 of an ``&&`` trigger in cluster mode sent the event to the sensor's
+conditions topic (see :mod:`eventbridge.sensor.manager`). A ``"kind": "firing"`` trace (debounced
+or dead-letter firing) has no ``dependencies`` and one entry in ``triggers``. A dependency whose
+event source/name does not match the event is left out.
 """
 
 from __future__ import annotations
