@@ -32,12 +32,11 @@ import aiohttp
 import yarl
 from aiohttp import web
 
-from eventbridge.errors import InvalidError
 from eventbridge.models.base import ArgoModel
 from eventbridge.models.eventsource import WebhookContext
 from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources._retry import describe
-from eventbridge.sources.base import SourceContext
+from eventbridge.sources.base import SourceContext, validated_spec
 from eventbridge.sources.http import PayloadTooLarge, json_error, read_body, request_headers, server_tls
 
 log = logging.getLogger(__name__)
@@ -72,12 +71,7 @@ class GitWebhookSource:
     spec_model: ClassVar[type[ArgoModel]]
 
     def __init__(self, context: SourceContext, event_name: str, spec: Any) -> None:
-        if not isinstance(spec, self.spec_model):
-            spec = self.spec_model.model_validate(spec)
-        path = f"spec.{context.type_key}.{event_name}"
-        errors = [f for f in spec.check_spec(path) if f.severity == "error"]
-        if errors:
-            raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in errors))
+        spec = validated_spec(self.spec_model, spec, context, event_name)
         webhook = spec.webhook
         assert isinstance(webhook, WebhookContext)
         self.context = context

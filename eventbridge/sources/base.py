@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from eventbridge import metrics
 from eventbridge.bus.base import Bus
+from eventbridge.errors import InvalidError
 from eventbridge.events import Event, new_event_id
-from eventbridge.models.base import References
+from eventbridge.models.base import ArgoModel, Finding, References
 from eventbridge.models.eventsource import EventSource, SecretKeySelector
 from eventbridge.registry import Registry
 from eventbridge.sources.http import HttpRouter
@@ -152,6 +153,21 @@ class SourceContext:
 
 
 SourceFactory = Callable[[SourceContext, str, Any], Source]
+
+SpecT = TypeVar("SpecT", bound=ArgoModel)
+
+
+def validated_spec(model: type[SpecT], spec: Any, context: SourceContext, event_name: str) -> SpecT:
+    """``spec`` as ``model``; InvalidError naming every error its ``check_spec`` finds under
+    ``spec.<type>.<event name>`` (warnings are lint's business)."""
+    value = spec if isinstance(spec, model) else model.model_validate(spec)
+    check = cast(Callable[[str], list[Finding]] | None, getattr(value, "check_spec", None))
+    findings = check(f"spec.{context.type_key}.{event_name}") if check is not None else []
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in errors))
+    return value
+
 
 #: Argo spec key (``webhook``, ``github``...) -> factory of one running event.
 SOURCE_TYPES: Registry[SourceFactory] = Registry("event source type")

@@ -56,7 +56,7 @@ from croniter import croniter
 from eventbridge.errors import InvalidError
 from eventbridge.models.eventsource import CalendarEventSource, parse_exclusion_dates, parse_go_duration
 from eventbridge.sources._filtering import EventFilter
-from eventbridge.sources.base import SOURCE_TYPES, SourceContext, SourceState
+from eventbridge.sources.base import SOURCE_TYPES, SourceContext, SourceState, validated_spec
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +225,7 @@ class CalendarSource:
     """One ``spec.calendar.<event name>`` schedule."""
 
     def __init__(self, context: SourceContext, event_name: str, spec: Any, *, clock: Clock | None = None) -> None:
-        if not isinstance(spec, CalendarEventSource):
-            spec = CalendarEventSource.model_validate(spec)
-        errors = [f for f in spec.check_spec(f"spec.calendar.{event_name}") if f.severity == "error"]
-        if errors:
-            raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in errors))
+        spec = validated_spec(CalendarEventSource, spec, context, event_name)
         self.context = context
         self.event_name = event_name
         self.spec = spec

@@ -42,7 +42,7 @@ import watchfiles
 from eventbridge.errors import InvalidError
 from eventbridge.models.eventsource import FILE_OPS, FileEventSource
 from eventbridge.sources._filtering import EventFilter
-from eventbridge.sources.base import SOURCE_TYPES, SourceContext
+from eventbridge.sources.base import SOURCE_TYPES, SourceContext, validated_spec
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,7 @@ class FileSource:
     """One ``spec.file.<event name>`` watch."""
 
     def __init__(self, context: SourceContext, event_name: str, spec: Any) -> None:
-        if not isinstance(spec, FileEventSource):
-            spec = FileEventSource.model_validate(spec)
-        errors = [f for f in spec.check_spec(f"spec.file.{event_name}") if f.severity == "error"]
-        if errors:
-            raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in errors))
+        spec = validated_spec(FileEventSource, spec, context, event_name)
         self.context = context
         self.event_name = event_name
         self.spec = spec

@@ -54,11 +54,11 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
-from eventbridge.errors import InvalidError, TemporaryError
+from eventbridge.errors import TemporaryError
 from eventbridge.models.eventsource import KafkaEventSource, sarama_config
 from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources._retry import Reconnector
-from eventbridge.sources.base import SOURCE_TYPES, SourceContext
+from eventbridge.sources.base import SOURCE_TYPES, SourceContext, validated_spec
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,7 @@ class KafkaSource:
     """One ``spec.kafka.<event name>`` consumer."""
 
     def __init__(self, context: SourceContext, event_name: str, spec: Any) -> None:
-        if not isinstance(spec, KafkaEventSource):
-            spec = KafkaEventSource.model_validate(spec)
-        errors = [f for f in spec.check_spec(f"spec.kafka.{event_name}") if f.severity == "error"]
-        if errors:
-            raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in errors))
+        spec = validated_spec(KafkaEventSource, spec, context, event_name)
         self.context = context
         self.event_name = event_name
         self.spec = spec

@@ -54,10 +54,9 @@ from xml.etree import ElementTree
 import aiohttp
 import yarl
 
-from eventbridge.errors import InvalidError
 from eventbridge.models.eventsource import MinioEventSource
 from eventbridge.sources._retry import Reconnector
-from eventbridge.sources.base import SOURCE_TYPES, SourceContext
+from eventbridge.sources.base import SOURCE_TYPES, SourceContext, validated_spec
 
 log = logging.getLogger(__name__)
 
@@ -220,11 +219,7 @@ class MinioSource:
     """One ``spec.minio.<event name>`` bucket listener."""
 
     def __init__(self, context: SourceContext, event_name: str, spec: Any) -> None:
-        if not isinstance(spec, MinioEventSource):
-            spec = MinioEventSource.model_validate(spec)
-        errors = [f for f in spec.check_spec(f"spec.minio.{event_name}") if f.severity == "error"]
-        if errors:
-            raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in errors))
+        spec = validated_spec(MinioEventSource, spec, context, event_name)
         assert spec.bucket is not None
         self.context = context
         self.event_name = event_name

@@ -42,7 +42,7 @@ from eventbridge.errors import EventBridgeError, InvalidError
 from eventbridge.expr.paths import lookup
 from eventbridge.expr.regex import UserPattern, compile_user_regex
 from eventbridge.models.eventsource import ResourceEventSource, ResourceSelector, parse_kube_time
-from eventbridge.sources.base import SOURCE_TYPES, SourceContext
+from eventbridge.sources.base import SOURCE_TYPES, SourceContext, validated_spec
 from eventbridge.store.objects import ObjectEvent, Objects, ObjectWatch, resource_version
 
 if TYPE_CHECKING:
@@ -102,11 +102,7 @@ class ResourceSource:
     """One ``spec.resource.<event name>`` watch. ``objects`` overrides the client from the environment."""
 
     def __init__(self, context: SourceContext, event_name: str, spec: Any, *, objects: Objects | None = None) -> None:
-        if not isinstance(spec, ResourceEventSource):
-            spec = ResourceEventSource.model_validate(spec)
-        errors = [f for f in spec.check_spec(f"spec.resource.{event_name}") if f.severity == "error"]
-        if errors:
-            raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in errors))
+        spec = validated_spec(ResourceEventSource, spec, context, event_name)
         self.context = context
         self.event_name = event_name
         self.spec = spec

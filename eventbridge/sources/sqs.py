@@ -40,11 +40,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from eventbridge.errors import InvalidError
 from eventbridge.models.eventsource import SQSEventSource
 from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources._retry import Reconnector
-from eventbridge.sources.base import SOURCE_TYPES, SourceContext
+from eventbridge.sources.base import SOURCE_TYPES, SourceContext, validated_spec
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +89,7 @@ class SqsSource:
     """One ``spec.sqs.<event name>`` queue consumer."""
 
     def __init__(self, context: SourceContext, event_name: str, spec: Any) -> None:
-        if not isinstance(spec, SQSEventSource):
-            spec = SQSEventSource.model_validate(spec)
-        errors = [f for f in spec.check_spec(f"spec.sqs.{event_name}") if f.severity == "error"]
-        if errors:
-            raise InvalidError("; ".join(f"{f.path}: {f.message}" for f in errors))
+        spec = validated_spec(SQSEventSource, spec, context, event_name)
         self.context = context
         self.event_name = event_name
         self.spec = spec
