@@ -50,6 +50,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError, TemporaryError
+from eventbridge.store._stream import ThreadFedStream
 from eventbridge.store.base import Object, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -509,43 +510,22 @@ class _Gone(Exception):
     """The watch's resourceVersion is too old (HTTP 410): relist."""
 
 
-class _KubeWatchStream:
-    """One list+watch loop in a watch-pool thread feeding an asyncio queue."""
+class _KubeWatchStream(ThreadFedStream[WatchEvent]):
+    """One list+watch loop in a watch-pool thread feeding an asyncio queue (a slow reader loses
+    change events, logged; the store's resync covers them)."""
 
     def __init__(self, store: KubeStore, info: KindInfo, namespace: str | None) -> None:
+        super().__init__(_WATCH_QUEUE_LIMIT)
         self._store = store
         self._info = info
         self._namespace = namespace
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[WatchEvent | BaseException] = asyncio.Queue(_WATCH_QUEUE_LIMIT)
-        self._stopping = threading.Event()
-        self._response: Any = None
-        self._lock = threading.Lock()
         self._known: dict[tuple[str, str], str] = {}
-        self._closed = False
 
     def begin(self, hint: int | None) -> None:
         self._store._watch_pool.submit(self._run, hint)
 
-    def __aiter__(self) -> _KubeWatchStream:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        if self._closed and self._queue.empty():
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
     async def aclose(self) -> None:
-        self._closed = True
-        self._stopping.set()
-        with self._lock:
-            response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.shutdown()
+        self._shut()
         self._store._streams.discard(self)
 
     # thread side ------------------------------------------------------------------------------

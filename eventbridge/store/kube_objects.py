@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from eventbridge.errors import InvalidError, NotFoundError
+from eventbridge.store._stream import ThreadFedStream
 from eventbridge.store.base import Object
 from eventbridge.store.kube import KubeApiError, map_api_error
 from eventbridge.store.objects import (
@@ -432,8 +432,9 @@ class _Gone(Exception):
     """The watch's resourceVersion is too old (HTTP 410): list again."""
 
 
-class _Watch:
-    """One informer-like list+watch loop in a watch-pool thread, feeding an asyncio queue."""
+class _Watch(ThreadFedStream[ObjectEvent]):
+    """One informer-like list+watch loop in a watch-pool thread, feeding an asyncio queue (a slow
+    reader makes the thread wait: no change event is dropped)."""
 
     def __init__(
         self,
@@ -444,43 +445,21 @@ class _Watch:
         field_selector: str | None,
         initial: bool,
     ) -> None:
+        super().__init__(_WATCH_QUEUE_LIMIT)
         self._owner = owner
         self._info = info
         self._namespace = namespace
         self._labels = label_selector
         self._fields = field_selector
         self._initial = initial
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[ObjectEvent | BaseException] = asyncio.Queue(_WATCH_QUEUE_LIMIT)
         self._synced = asyncio.Event()
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._response: Any = None
         self._known: dict[tuple[str, str], Object] = {}
-        self._closed = False
-
-    def __aiter__(self) -> _Watch:
-        return self
-
-    async def __anext__(self) -> ObjectEvent:
-        if self._closed and self._queue.empty():
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
 
     async def synced(self) -> None:
         await self._synced.wait()
 
     async def aclose(self) -> None:
-        self._closed = True
-        self._stopping.set()
-        with self._lock:
-            response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.shutdown()
+        self._shut()
         self._owner._watches.discard(self)
         self._synced.set()
 
