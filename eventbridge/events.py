@@ -7,11 +7,12 @@ Attributes follow Argo Events: ``source`` is the EventSource name, ``subject`` t
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from eventbridge import jsontree
 
 
 def new_event_id() -> str:
@@ -64,7 +65,7 @@ class Event:
         return out
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_cloudevent(), separators=(",", ":")).encode()
+        return jsontree.dumps(self.to_cloudevent())
 
     @classmethod
     def from_cloudevent(cls, obj: dict[str, Any]) -> Event:
@@ -86,4 +87,4 @@ class Event:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Event:
-        return cls.from_cloudevent(json.loads(raw))
+        return cls.from_cloudevent(jsontree.loads(raw))

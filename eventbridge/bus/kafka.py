@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import ssl
 import time
@@ -60,6 +59,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from eventbridge import jsontree
 from eventbridge.bus.base import ConditionDelivery, Delivery, LostPartitions
 from eventbridge.errors import TemporaryError
 from eventbridge.events import Event
@@ -688,9 +688,7 @@ class KafkaConditions:
         if self._bus._producer is None:
             acknowledged.set_exception(TemporaryError("the Kafka bus is not started"))
         else:
-            value = json.dumps(
-                {"trigger": trigger, "dependency": dependency, "event": event.to_cloudevent()}, separators=(",", ":")
-            ).encode()
+            value = jsontree.dumps({"trigger": trigger, "dependency": dependency, "event": event.to_cloudevent()})
             self._bus._enqueue(self.topic(namespace, sensor), value, trigger.encode(), acknowledged)
         return self._stored(acknowledged, f"{namespace}/{sensor}", trigger, event.id)
 
@@ -741,7 +739,7 @@ class KafkaConditionsSubscription(KafkaSubscription):
         return delivery
 
     def _decode(self, value: bytes) -> Any:
-        record = json.loads(value)
+        record = jsontree.loads(value)
         return str(record["trigger"]), str(record["dependency"]), Event.from_cloudevent(record["event"])
 
     def _deliver(self, partition: int, offset: int, decoded: Any, track: _Partition) -> Delivery | None:

@@ -35,7 +35,7 @@ from eventbridge.errors import ExprError, PermanentError
 from eventbridge.events import Event
 from eventbridge.expr.gotemplate import render_input
 from eventbridge.expr.paths import compact_json, go_string, go_type, lookup, value_text
-from eventbridge.jsontree import clone
+from eventbridge.jsontree import json_copy
 from eventbridge.models.sensor import TriggerParameter, TriggerParameterSource
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,11 @@ def get_path(document: Any, path: str) -> tuple[bool, Any]:
     return True, node
 
 
+def _fresh_container(following: _Part) -> list[Any] | dict[str, Any]:
+    """The container a missing path part becomes: an array when the next part is an index."""
+    return [] if following.index is not None else {}
+
+
 def set_path(document: Any, path: str, value: Any) -> Any:
     """Set ``value`` at an sjson ``path`` in ``document`` (mutated in place and returned).
 
@@ -220,19 +225,13 @@ def set_path(document: Any, path: str, value: Any) -> Any:
     node: Any = document
     for position, part in enumerate(parts):
         last = position == len(parts) - 1
-        following = None if last else parts[position + 1]
-
-        def fresh(following: _Part | None = following) -> Any:
-            return [] if following is not None and following.index is not None else {}
-
         if isinstance(node, dict):
             if last:
                 node[part.key] = value
                 return document
             child = node.get(part.key)
             if not isinstance(child, dict | list):
-                child = fresh()
-                node[part.key] = child
+                child = node[part.key] = _fresh_container(parts[position + 1])
             node = child
             continue
         # node is a list
@@ -252,7 +251,7 @@ def set_path(document: Any, path: str, value: Any) -> Any:
             node[index] = value
             return document
         if not isinstance(node[index], dict | list):
-            node[index] = fresh()
+            node[index] = _fresh_container(parts[position + 1])
         node = node[index]
     return document
 
@@ -268,7 +267,7 @@ def apply_params(
     events: Mapping[str, Event],
 ) -> Any:
     """Return a copy of ``document`` with every parameter applied in order (Argo's ApplyParams)."""
-    result = clone(document)
+    result = json_copy(document)
     for parameter in parameters or []:
         if parameter.src is None:
             raise PermanentError(f"parameter for {parameter.dest!r} has no src")

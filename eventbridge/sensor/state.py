@@ -14,13 +14,13 @@ survives without replaying later events, and a firing cut short by a crash runs 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from eventbridge import jsontree
 from eventbridge.events import Event
 
 _SCHEMA = """
@@ -78,7 +78,7 @@ class PendingStore:
         out: dict[str, dict[str, PendingEvent]] = {}
         for trigger, dependency, raw, stored_at in rows:
             try:
-                event = Event.from_cloudevent(json.loads(raw))
+                event = Event.from_cloudevent(jsontree.loads(raw))
             except (ValueError, KeyError, TypeError):
                 continue
             out.setdefault(trigger, {})[dependency] = PendingEvent(event, float(stored_at))
@@ -86,7 +86,7 @@ class PendingStore:
 
     def put(self, sensor: str, trigger: str, dependency: str, event: Event, stored_at: float | None = None) -> None:
         """Store (or replace) the held event of a dependency; durable when this returns."""
-        payload = json.dumps(_serializable(event), separators=(",", ":"), default=str)
+        payload = jsontree.dumps_text(_serializable(event), default=str)
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO pending (sensor, trigger, dependency, event, stored_at) VALUES (?, ?, ?, ?, ?)",
@@ -115,9 +115,7 @@ class PendingStore:
 
     def begin_firing(self, sensor: str, trigger: str, events: dict[str, Event]) -> int:
         """Move a trigger's held rows into one durable firing of ``events``; returns its id."""
-        payload = json.dumps(
-            {name: _serializable(event) for name, event in events.items()}, separators=(",", ":"), default=str
-        )
+        payload = jsontree.dumps_text({name: _serializable(event) for name, event in events.items()}, default=str)
         with self._lock:
             self._db.execute("DELETE FROM pending WHERE sensor = ? AND trigger = ?", (sensor, trigger))
             cursor = self._db.execute(
@@ -142,7 +140,7 @@ class PendingStore:
         out: list[tuple[int, str, dict[str, Event]]] = []
         for firing_id, trigger, raw in rows:
             try:
-                events = {name: Event.from_cloudevent(doc) for name, doc in json.loads(raw).items()}
+                events = {name: Event.from_cloudevent(doc) for name, doc in jsontree.loads(raw).items()}
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
             out.append((int(firing_id), str(trigger), events))

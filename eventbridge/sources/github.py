@@ -64,6 +64,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from eventbridge import jsontree
 from eventbridge.errors import InvalidError
 from eventbridge.models.base import ArgoModel
 from eventbridge.models.eventsource import GithubEventSource
@@ -259,7 +260,7 @@ class GithubSource(GitWebhookSource):
         else:
             raise Rejected(400, f"webhook request has unsupported Content-Type {content_type!r}")
         try:
-            body = json.loads(payload)
+            body = jsontree.loads(payload)
         except ValueError as exc:
             raise Rejected(400, f"payload is not valid JSON: {exc}") from None
         if not isinstance(body, dict):

@@ -64,6 +64,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from aiohttp import web
 
 from eventbridge.errors import InvalidError
@@ -134,6 +135,14 @@ def idempotency_key(headers: Mapping[str, str], content_type: str, body: Any) ->
 
 def _reject_constant(text: str) -> Any:
     raise ValueError(f"{text} is not valid JSON")
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Strict JSON (no ``NaN``/``Infinity``): orjson, and :mod:`json` for the error message."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw, parse_constant=_reject_constant)
 
 
 class WebhookSource:
@@ -244,7 +253,7 @@ class WebhookSource:
         if not raw.strip():
             raise ValueError("request body is empty; send a JSON document")
         try:
-            body = json.loads(raw, parse_constant=_reject_constant)
+            body = _parse_json(raw)
         except RecursionError:
             raise ValueError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
         except ValueError as exc:

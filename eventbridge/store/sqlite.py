@@ -2,29 +2,32 @@
 
 All SQLite calls run in one dedicated thread. Writes that arrive together are committed in one
 transaction (group commit), each caller released after the commit that holds its change, so many
-concurrent workflow updates cost one fsync. Watchers are fed after the commit.
+concurrent workflow updates cost one fsync. Within a batch, the writes are decided in Python
+against one read of the rows they touch and written back with one multi-row statement, so the
+thread does not give up and retake the GIL per write. Watchers are fed after the commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import os
 import secrets
 import sqlite3
 import string
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from eventbridge import jsontree
 from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError
-from eventbridge.jsontree import clone
 from eventbridge.store.base import Object, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -36,17 +39,44 @@ CREATE TABLE IF NOT EXISTS objects (
     name TEXT NOT NULL,
     rv INTEGER NOT NULL,
     body TEXT NOT NULL,
+    uid TEXT,
+    created TEXT,
     PRIMARY KEY (kind, namespace, name)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# uid and creationTimestamp have columns of their own so that an update needs no parse of the old body.
+_ADDED_COLUMNS = ("uid", "created")
+#: rows per multi-row statement (7 parameters each; far below SQLite's parameter limit)
+_CHUNK = 400
 
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 _WATCH_QUEUE_LIMIT = 10_000
 
 
+_now_cache: tuple[int, str] = (0, "")
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current second in RFC 3339 (what Kubernetes puts in ``creationTimestamp``)."""
+    global _now_cache
+    second = int(time.time())
+    if _now_cache[0] != second:
+        _now_cache = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _now_cache[1]
+
+
+Key = tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class _Row:
+    """What a batch needs to know of a stored object (``body``: set once this batch wrote it)."""
+
+    rv: int
+    uid: str | None
+    created: str | None
+    body: str | None = None
 
 
 def _key(obj: Object) -> tuple[str, str, str]:
@@ -59,6 +89,61 @@ def _labels_match(obj: Object, labels: dict[str, str] | None) -> bool:
         return True
     have = (obj.get("metadata") or {}).get("labels") or {}
     return all(have.get(k) == v for k, v in labels.items())
+
+
+def _named(obj: Object) -> bool:
+    meta = obj.get("metadata")
+    return isinstance(meta, dict) and bool(meta.get("name"))
+
+
+_READ_ROWS_SQL = (
+    "WITH k(kind, namespace, name) AS (VALUES {values}) "
+    "SELECT o.kind, o.namespace, o.name, o.rv, o.uid, o.created FROM k "
+    "JOIN objects o ON o.kind = k.kind AND o.namespace = k.namespace AND o.name = k.name"
+)
+_DELETE_SQL = "DELETE FROM objects WHERE (kind, namespace, name) IN (VALUES {values})"
+_UPSERT_SQL = "INSERT OR REPLACE INTO objects(kind, namespace, name, rv, body, uid, created) VALUES {values}"
+
+
+def _read_rows(conn: sqlite3.Connection, keys: set[Key]) -> dict[Key, _Row | None]:
+    """The stored rows of ``keys`` (``None`` for the missing ones), in one query per chunk."""
+    rows: dict[Key, _Row | None] = dict.fromkeys(keys)
+    ordered = list(keys)
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        sql = _READ_ROWS_SQL.format(values=",".join(["(?, ?, ?)"] * len(chunk)))
+        for kind, namespace, name, rv, uid, created in conn.execute(sql, [part for key in chunk for part in key]):
+            rows[(kind, namespace, name)] = _Row(int(rv), uid, created)
+    return rows
+
+
+def _new_uids(count: int) -> Iterator[str]:
+    """``count`` random (version 4) UUIDs from one read of the system's random source."""
+    random = os.urandom(16 * count)
+    for start in range(0, len(random), 16):
+        yield str(uuid.UUID(bytes=random[start : start + 16], version=4))
+
+
+def _read_body(conn: sqlite3.Connection, key: Key) -> str:
+    row = conn.execute("SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", key).fetchone()
+    return str(row[0])
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an earlier version up to the current schema (uid, created)."""
+    have = {str(row[1]) for row in conn.execute("PRAGMA table_info(objects)")}
+    missing = [column for column in _ADDED_COLUMNS if column not in have]
+    if not missing:
+        return
+    with conn:
+        for column in missing:
+            conn.execute(f"ALTER TABLE objects ADD COLUMN {column} TEXT")
+        for kind, namespace, name, body in conn.execute("SELECT kind, namespace, name, body FROM objects").fetchall():
+            meta = jsontree.loads(body).get("metadata") or {}
+            conn.execute(
+                "UPDATE objects SET uid = ?, created = ? WHERE kind = ? AND namespace = ? AND name = ?",
+                (meta.get("uid"), meta.get("creationTimestamp"), kind, namespace, name),
+            )
 
 
 @dataclass
@@ -114,6 +199,7 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
+        _add_columns(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
         self._rv = int(row[0]) if row else 0
         self._conn = conn
@@ -141,7 +227,7 @@ class SqliteStore:
         )
         if row is None:
             raise NotFoundError(f"{kind} {namespace}/{name} not found")
-        result: Object = json.loads(row[0])
+        result: Object = jsontree.loads(row[0])
         return result
 
     def _list(self, kind: str, namespace: str | None) -> list[Object]:
@@ -155,7 +241,7 @@ class SqliteStore:
                 .execute("SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name", (kind, namespace))
                 .fetchall()
             )
-        return [json.loads(r[0]) for r in rows]
+        return [jsontree.loads(r[0]) for r in rows]
 
     async def get(self, kind: str, namespace: str, name: str) -> Object:
         result: Object = await self._call(self._get, kind, namespace, name)
@@ -202,11 +288,7 @@ class SqliteStore:
         rv_before = self._rv
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for write in batch:
-                try:
-                    write.result = self._apply(conn, write)
-                except (AlreadyExistsError, ConflictError, NotFoundError, InvalidError) as exc:
-                    write.result = exc
+            self._apply_batch(conn, batch)
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('rv', ?)", (self._rv,))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -216,8 +298,17 @@ class SqliteStore:
             log.error("store commit failed: %s", exc)
             for write in batch:
                 write.result = exc
+        # One wake-up of each waiting loop per batch, not one per write (each is a syscall).
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
         for write in batch:
-            write.loop.call_soon_threadsafe(self._settle, write)
+            by_loop.setdefault(write.loop, []).append(write)
+        for loop, writes in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(self._settle_all, writes)
+
+    def _settle_all(self, writes: Sequence[_Write]) -> None:
+        for write in writes:
+            self._settle(write)
 
     def _settle(self, write: _Write) -> None:
         result = write.result
@@ -240,69 +331,104 @@ class SqliteStore:
         if not write.done.done():
             write.done.set_result(result)
 
-    def _apply(self, conn: sqlite3.Connection, write: _Write) -> Object:
-        obj = write.obj
+    def _apply_batch(self, conn: sqlite3.Connection, batch: Sequence[_Write]) -> None:
+        """Decide every write of ``batch`` in order (each sees the ones before it), then write the
+        outcome with one DELETE and one multi-row INSERT per chunk. Sets each ``write.result``."""
+        rows = _read_rows(conn, {_key(w.obj) for w in batch if _named(w.obj)})
+        deleted: set[Key] = set()
+        uids = _new_uids(sum(1 for w in batch if w.op == "create"))
+        for write in batch:
+            try:
+                write.result = self._decide(conn, write, rows, deleted, uids)
+            except (AlreadyExistsError, ConflictError, NotFoundError, InvalidError) as exc:
+                write.result = exc
+        gone = [key for key in deleted if rows.get(key) is None]
+        for start in range(0, len(gone), _CHUNK):
+            keys = gone[start : start + _CHUNK]
+            conn.execute(_DELETE_SQL.format(values=",".join(["(?, ?, ?)"] * len(keys))),
+                         [part for key in keys for part in key])  # fmt: skip
+        written = [(key, row) for key, row in rows.items() if row is not None and row.body is not None]
+        for start in range(0, len(written), _CHUNK):
+            chunk = written[start : start + _CHUNK]
+            params: list[Any] = []
+            for (kind, namespace, name), row in chunk:
+                params += (kind, namespace, name, row.rv, row.body, row.uid, row.created)
+            conn.execute(_UPSERT_SQL.format(values=",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))), params)
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        write: _Write,
+        rows: dict[Key, _Row | None],
+        deleted: set[Key],
+        uids: Iterator[str],
+    ) -> Object:
+        """One write against ``rows`` (the batch's view of the table, updated in place)."""
         if write.op == "delete":
-            kind, namespace, name = _key(obj)
-            row = conn.execute(
-                "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
-            ).fetchone()
+            key = _key(write.obj)
+            row = rows.get(key)
             if row is None:
-                raise NotFoundError(f"{kind} {namespace}/{name} not found")
-            conn.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name))
-            deleted: Object = json.loads(row[0])
-            return deleted
-        obj = clone(obj)  # a private deep copy
-        meta = obj.setdefault("metadata", {})
+                raise NotFoundError(f"{key[0]} {key[1]}/{key[2]} not found")
+            body = row.body if row.body is not None else _read_body(conn, key)
+            rows[key] = None
+            deleted.add(key)
+            result: Object = jsontree.loads(body)
+            return result
+        obj = dict(write.obj)  # the caller's object is never changed; the result is parsed anew
+        meta = obj.get("metadata", {})
         if not isinstance(meta, dict):
             raise InvalidError("metadata must be an object")
+        meta = obj["metadata"] = dict(meta)
         meta["namespace"] = meta.get("namespace") or "default"
         if write.op == "create":
             if not meta.get("name"):
                 prefix = meta.get("generateName")
                 if not prefix:
                     raise InvalidError("metadata.name or metadata.generateName is required")
-                meta["name"] = self._free_name(conn, str(obj.get("kind", "")), meta["namespace"], prefix)
-            kind, namespace, name = _key(obj)
-            exists = conn.execute(
-                "SELECT 1 FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
-            ).fetchone()
-            if exists:
-                raise AlreadyExistsError(f"{kind} {namespace}/{name} already exists")
-            meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = _now()
+                meta["name"] = self._free_name(conn, str(obj.get("kind", "")), meta["namespace"], prefix, rows)
+            key = _key(obj)
+            if rows.get(key) is not None:
+                raise AlreadyExistsError(f"{key[0]} {key[1]}/{key[2]} already exists")
+            uid: str | None = next(uids)
+            created: str | None = _now()
         else:
-            kind, namespace, name = _key(obj)
-            row = conn.execute(
-                "SELECT rv, body FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
-            ).fetchone()
+            key = _key(obj)
+            row = rows.get(key)
             if row is None:
-                raise NotFoundError(f"{kind} {namespace}/{name} not found")
+                raise NotFoundError(f"{key[0]} {key[1]}/{key[2]} not found")
             given = meta.get("resourceVersion")
-            if given is not None and str(given) != str(row[0]):
+            if given is not None and str(given) != str(row.rv):
                 raise ConflictError(
-                    f"{kind} {namespace}/{name} was modified (resourceVersion {given} is stale, now {row[0]})"
+                    f"{key[0]} {key[1]}/{key[2]} was modified (resourceVersion {given} is stale, now {row.rv})"
                 )
-            old_meta = json.loads(row[1]).get("metadata", {})
-            meta["uid"] = old_meta.get("uid")
-            meta["creationTimestamp"] = old_meta.get("creationTimestamp")
+            uid, created = row.uid, row.created
+        meta["uid"] = uid
+        meta["creationTimestamp"] = created
+        meta["resourceVersion"] = str(self._rv + 1)
+        try:
+            body = jsontree.dumps_text(obj)
+        except (TypeError, ValueError) as exc:
+            raise InvalidError(f"{key[0]} {key[1]}/{key[2]} is not JSON: {exc}") from None
         self._rv += 1
-        meta["resourceVersion"] = str(self._rv)
-        conn.execute(
-            "INSERT OR REPLACE INTO objects(kind, namespace, name, rv, body) VALUES (?, ?, ?, ?, ?)",
-            (kind, namespace, name, self._rv, json.dumps(obj, separators=(",", ":"))),
-        )
-        stored: Object = obj
+        rows[key] = _Row(self._rv, uid, created, body)
+        stored: Object = jsontree.loads(body)
         return stored
 
     @staticmethod
-    def _free_name(conn: sqlite3.Connection, kind: str, namespace: str, prefix: str) -> str:
+    def _free_name(
+        conn: sqlite3.Connection, kind: str, namespace: str, prefix: str, rows: dict[Key, _Row | None]
+    ) -> str:
+        """``prefix`` + 5 random characters, free in the table and in this batch."""
         for _ in range(20):
             name = prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
-            taken = conn.execute(
-                "SELECT 1 FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
-            ).fetchone()
+            key = (kind, namespace, name)
+            if key in rows:
+                if rows[key] is None:
+                    return name  # deleted earlier in this batch
+                continue
+            taken = conn.execute("SELECT 1 FROM objects WHERE kind=? AND namespace=? AND name=?", key).fetchone()
             if not taken:
+                rows[key] = None
                 return name
         raise AlreadyExistsError(f"could not find a free name for generateName {prefix!r}")
 

@@ -33,11 +33,10 @@ when tracing is on, else the ``traceparent`` extension of the events (see :mod:`
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from eventbridge import tracing
+from eventbridge import jsontree, tracing
 from eventbridge.errors import AlreadyExistsError, InvalidError, NotFoundError, PermanentError, TemporaryError
 from eventbridge.triggers._policy import apply_k8s_policy
 from eventbridge.triggers._source import load_source
@@ -118,7 +117,7 @@ class ArgoWorkflowTrigger(TriggerAction):
         labels.update(self._labels(call))
         annotations = dict(metadata.get("annotations") or {})
         annotations[ANNOTATION_KEY] = key
-        annotations[ANNOTATION_EVENT_IDS] = json.dumps(call.event_ids, separators=(",", ":"))
+        annotations[ANNOTATION_EVENT_IDS] = jsontree.dumps_text(call.event_ids)
         traceparent = tracing.current_traceparent() or tracing.event_traceparent(call.events)
         if traceparent:
             annotations[tracing.ANNOTATION_TRACEPARENT] = traceparent

@@ -17,10 +17,11 @@ down); the engine retries according to ``retryStrategy``.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+
+import orjson
 
 from eventbridge.events import Event
 from eventbridge.models.base import References
@@ -78,10 +79,10 @@ def firing_key(sensor: Sensor, trigger_name: str, events: Mapping[str, Event]) -
     identities = sorted(
         [dependency, event.namespace, event.source, event.subject, event.id] for dependency, event in events.items()
     )
-    material = json.dumps(
-        [sensor.namespace, sensor.name, trigger_name, identities], separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
+    # orjson writes a list of strings byte for byte as json.dumps(..., separators=(",", ":"),
+    # ensure_ascii=False) did when these keys were first issued: keys stay stable across versions.
+    material = orjson.dumps([sensor.namespace, sensor.name, trigger_name, identities])
+    return hashlib.sha256(material).hexdigest()
 
 
 #: Applies trigger parameters, resolved against the firing's events, to a copy of a document.

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
+import threading
 from pathlib import Path
 
+import pytest
+
+from eventbridge.errors import AlreadyExistsError, InvalidError, NotFoundError
 from eventbridge.store.sqlite import SqliteStore
 
 
@@ -30,3 +36,77 @@ async def test_data_survives_reopen(tmp_path: Path) -> None:
         assert again == created
         newer = await store.create(wf("b"))
         assert int(newer["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+
+
+async def test_writes_in_one_batch_see_each_other_in_order(tmp_path: Path) -> None:
+    """Writes gathered into one group commit are decided in arrival order against each other."""
+    async with SqliteStore(tmp_path / "s.db") as store:
+        await store.create(wf("old"))
+        watch = store.watch("Workflow")
+        gate = threading.Event()
+        store._thread.submit(gate.wait)  # hold the store's thread so that every write below is one batch
+        writes = [
+            store.create(wf("a")),
+            store.create(wf("a")),  # the same name again in the same batch
+            store.update({**wf("a"), "spec": {"entrypoint": "x"}}),  # sees the create before it
+            store.delete("Workflow", "default", "old"),
+            store.create(wf("old", labels={"again": "yes"})),  # re-created after the delete
+            store.update(wf("missing")),
+            *(store.create(wf(generateName="gen-")) for _ in range(50)),
+        ]
+        tasks = [asyncio.ensure_future(write) for write in writes]
+        for _ in range(500):  # until every write is queued behind the gate
+            if len(store._pending) == len(tasks):
+                break
+            await asyncio.sleep(0.01)
+        gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[1], AlreadyExistsError)
+        assert isinstance(results[5], NotFoundError)
+        updated = results[2]
+        assert isinstance(updated, dict) and updated["spec"] == {"entrypoint": "x"}
+        assert updated["metadata"]["uid"] == results[0]["metadata"]["uid"]  # type: ignore[index]
+        assert int(updated["metadata"]["resourceVersion"]) > int(results[0]["metadata"]["resourceVersion"])  # type: ignore[index]
+        generated = {r["metadata"]["name"] for r in results[6:]}  # type: ignore[index]
+        assert len(generated) == 50 and all(name.startswith("gen-") for name in generated)
+        stored = {o["metadata"]["name"]: o for o in await store.list("Workflow")}
+        assert set(stored) == {"a", "old"} | generated
+        assert stored["a"] == updated
+        assert stored["old"]["metadata"]["labels"] == {"again": "yes"}
+        seen = [(await watch.__anext__()) for _ in range(4)]
+        assert [(e.type, e.object["metadata"]["name"]) for e in seen] == [
+            ("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "old"), ("ADDED", "old")
+        ]  # fmt: skip
+        await watch.aclose()
+
+
+async def test_a_write_that_is_not_json_fails_alone(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "s.db") as store:
+        bad = {**wf("bad"), "spec": {"x": {1, 2}}}
+        results = await asyncio.gather(store.create(bad), store.create(wf("good")), return_exceptions=True)
+        assert isinstance(results[0], InvalidError) and "not JSON" in str(results[0])
+        assert (await store.get("Workflow", "default", "good"))["metadata"]["name"] == "good"
+        with pytest.raises(NotFoundError):
+            await store.get("Workflow", "default", "bad")
+
+
+async def test_a_store_written_before_the_uid_columns_is_upgraded(tmp_path: Path) -> None:
+    """Stores of earlier versions had no uid/created columns; opening adds and fills them."""
+    path = tmp_path / "s.db"
+    meta = {"name": "legacy", "namespace": "default", "uid": "u-1", "creationTimestamp": "2026-01-01T00:00:00Z"}
+    body = {**wf("legacy"), "metadata": {**meta, "resourceVersion": "7"}}
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE objects (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, rv INTEGER NOT NULL,"
+        " body TEXT NOT NULL, PRIMARY KEY (kind, namespace, name));"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES ('rv', 7);"
+    )
+    conn.execute("INSERT INTO objects VALUES ('Workflow', 'default', 'legacy', 7, ?)", (json.dumps(body),))
+    conn.commit()
+    conn.close()
+    async with SqliteStore(path) as store:
+        updated = await store.update({**body, "spec": {"entrypoint": "y"}})
+        assert updated["metadata"]["uid"] == "u-1"
+        assert updated["metadata"]["creationTimestamp"] == "2026-01-01T00:00:00Z"
+        assert updated["metadata"]["resourceVersion"] == "8"

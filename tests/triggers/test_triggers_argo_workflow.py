@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,18 @@ def test_firing_key_is_stable_and_depends_on_every_part() -> None:
     assert key != firing_key(sensor, "t", {"other-dep": EVENT})
     other = Event(id="ev-2", source="es", subject="e", type="webhook", data=None, namespace="team")
     assert key != firing_key(sensor, "t", {"d": other})
+
+
+def test_firing_key_is_unchanged_from_the_json_module_encoding() -> None:
+    """Keys name Workflows that already exist: the faster encoder must give the bytes (and so the
+    keys) that ``json.dumps(..., ensure_ascii=False)`` gave, also for non-ASCII and control text."""
+    sensor = sensor_with({"source": {"resource": {}}})
+    for text in ("plain", "é中\u2028\U0001f600", "tab\tquote\"back\\slash\x01\x7f", ""):
+        event = Event(id=f"id-{text}", source=text, subject="e", type="webhook", data=None, namespace="team")
+        identities = [["d", "team", text, "e", f"id-{text}"]]
+        material = json.dumps([sensor.namespace, sensor.name, text, identities], separators=(",", ":"),
+                              ensure_ascii=False)  # fmt: skip
+        assert firing_key(sensor, text, {"d": event}) == hashlib.sha256(material.encode()).hexdigest()
 
 
 async def test_inline_source_and_resource_namespace(store: SqliteStore) -> None:
