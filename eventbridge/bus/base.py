@@ -19,7 +19,8 @@ so all of one trigger's events reach the one replica that owns that partition. S
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +51,24 @@ class Bus(Protocol):
     async def publish(self, event: Event) -> bool: ...
 
     def subscribe(self, group: str, *, from_start: bool = False) -> Subscription: ...
+
+
+async def publish_all(bus: Bus, events: Sequence[Event]) -> list[bool | Exception]:
+    """Publish several events at once: each result is ``publish``'s answer or the exception it
+    raised. A bus with a ``publish_many`` of the same contract (the SQLite bus: one batch, no task
+    per event) does it natively; any other publishes them concurrently."""
+    native = getattr(bus, "publish_many", None)
+    if native is not None:
+        results: list[bool | Exception] = await native(events)
+        return results
+    outcomes = await asyncio.gather(*(bus.publish(event) for event in events), return_exceptions=True)
+    return [_outcome(outcome) for outcome in outcomes]
+
+
+def _outcome(outcome: bool | BaseException) -> bool | Exception:
+    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+        raise outcome  # cancellation is not a failed publish
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ import queue
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,22 @@ class SqliteBus:
             return await future
         finally:
             self._in_flight -= 1
+
+    async def publish_many(self, events: Sequence[Event]) -> list[bool | Exception]:
+        """Append several events (one writer batch); each result as :meth:`publish` would answer,
+        or the exception it would raise. Returns once every one is committed or failed."""
+        loop = self._require_running()
+        futures: list[asyncio.Future[bool]] = []
+        for event in events:
+            future: asyncio.Future[bool] = loop.create_future()
+            futures.append(future)
+            self._queue.put(_Publish(event, event.to_bytes(), future))
+        self._in_flight += len(futures)
+        try:
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            self._in_flight -= len(futures)
+        return [outcome if not isinstance(outcome, BaseException) else _failure(outcome) for outcome in outcomes]
 
     # -- back-pressure ---------------------------------------------------------------------
 
@@ -460,6 +476,12 @@ class SqliteBus:
             for subscription in self._subscriptions.values():
                 subscription._wake.set()
         _settle(outcomes)
+
+
+def _failure(outcome: BaseException) -> Exception:
+    if not isinstance(outcome, Exception):
+        raise outcome  # cancellation is not a failed publish
+    return outcome
 
 
 def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple[Any, int]]:

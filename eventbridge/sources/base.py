@@ -13,13 +13,13 @@ bus; a source must acknowledge its origin (HTTP answer, SQS delete, Kafka commit
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from eventbridge import metrics
-from eventbridge.bus.base import Bus
+from eventbridge.bus.base import Bus, publish_all
 from eventbridge.errors import InvalidError
 from eventbridge.events import Event, new_event_id
 from eventbridge.models.base import ArgoModel, Finding, References
@@ -45,6 +45,11 @@ class Dispatch(Protocol):
 
     async def __call__(self, event_name: str, data: Any, *, event_id: str | None = None) -> Event: ...
 
+    async def many(self, items: Sequence[tuple[str, Any, str | None]]) -> list[Event | Exception]:
+        """Dispatch several ``(event_name, data, event_id)`` at once (one bus write where the bus
+        groups them); each item's result is its Event, or the exception that publishing it raised."""
+        ...
+
 
 class BusDispatch:
     """The :class:`Dispatch` of one source type of one EventSource.
@@ -64,8 +69,8 @@ class BusDispatch:
         self._namespace = eventsource.namespace
         self._type = type_key
 
-    async def __call__(self, event_name: str, data: Any, *, event_id: str | None = None) -> Event:
-        event = Event(
+    def _event(self, event_name: str, data: Any, event_id: str | None) -> Event:
+        return Event(
             id=event_id or new_event_id(),
             source=self._source,
             subject=event_name,
@@ -73,6 +78,9 @@ class BusDispatch:
             data=data,
             namespace=self._namespace,
         )
+
+    async def __call__(self, event_name: str, data: Any, *, event_id: str | None = None) -> Event:
+        event = self._event(event_name, data, event_id)
         start = time.perf_counter()
         try:
             await self._bus.publish(event)
@@ -85,6 +93,22 @@ class BusDispatch:
             elapsed = (time.perf_counter() - start) * 1000.0
             metrics.event_processing_duration(self._namespace, self._source, event_name, elapsed)
         return event
+
+    async def many(self, items: Sequence[tuple[str, Any, str | None]]) -> list[Event | Exception]:
+        events = [self._event(name, data, event_id) for name, data, event_id in items]
+        start = time.perf_counter()
+        outcomes = await publish_all(self._bus, events)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        results: list[Event | Exception] = []
+        for event, outcome in zip(events, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                metrics.event_sent_failed(self._namespace, self._source, event.subject)
+                results.append(outcome)
+            else:
+                metrics.event_sent(self._namespace, self._source, event.subject)
+                results.append(event)
+            metrics.event_processing_duration(self._namespace, self._source, event.subject, elapsed)
+        return results
 
 
 class SourceState(Protocol):

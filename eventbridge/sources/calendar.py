@@ -33,7 +33,10 @@ Behaviour (Argo's, differences marked):
   ``eventTime``; ``maxDuration`` (Go duration) bounds how far back it goes. Without catch-up it
   starts from now. A fire whose dispatch fails is retried (100 ms, doubling to 5 s) without moving
   on when catch-up is enabled; otherwise it is logged and skipped, as Argo.
-* Time comes from an injectable :class:`Clock` (tests use a virtual one).
+* Time comes from an injectable :class:`Clock` (tests use a virtual one). Every calendar event of
+  the process that shares a clock is fired by one :class:`_Scheduler` task (a heap of next fires),
+  and the fires due at the same instant go to the bus together: 1,000 schedules cost one timer, not
+  1,000 sleeping tasks (docs/performance.md, B4).
 * ``filter.expression``: evaluated over the event data before publishing; false or an error drops
   the event (see ``_filtering``).
 """
@@ -42,9 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import re
+import weakref
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -54,6 +60,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from eventbridge.errors import InvalidError
+from eventbridge.events import Event
 from eventbridge.models.eventsource import CalendarEventSource, parse_exclusion_dates, parse_go_duration
 from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources.base import SOURCE_TYPES, SourceContext, SourceState, validated_spec
@@ -81,6 +88,10 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+#: The clock of every calendar that was given none (so that they share one scheduler).
+SYSTEM_CLOCK = SystemClock()
 
 
 def rfc3339(moment: datetime) -> str:
@@ -222,14 +233,14 @@ def default_config_map(eventsource: str) -> str:
 
 
 class CalendarSource:
-    """One ``spec.calendar.<event name>`` schedule."""
+    """One ``spec.calendar.<event name>`` schedule (fired by the shared :class:`_Scheduler`)."""
 
     def __init__(self, context: SourceContext, event_name: str, spec: Any, *, clock: Clock | None = None) -> None:
         spec = validated_spec(CalendarEventSource, spec, context, event_name)
         self.context = context
         self.event_name = event_name
         self.spec = spec
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.zone = ZoneInfo(spec.timezone or "UTC")
         self.labels = context.labels(event_name)
         self._next = schedule_function(spec, self.zone)
@@ -240,8 +251,9 @@ class CalendarSource:
         self.max_catchup = parse_go_duration(self.max_duration) if self.max_duration else None
         self.state_file: Path | None = None
         self.store: LastFireStore | None = self._store(context, event_name)
-        self._task: asyncio.Task[None] | None = None
+        self._scheduler: _Scheduler | None = None
         self._filter: EventFilter | None = None
+        self._failing: str | None = None
         self.last_fire: datetime | None = None
 
     def _store(self, context: SourceContext, event_name: str) -> LastFireStore | None:
@@ -264,14 +276,14 @@ class CalendarSource:
         if self.catchup and self.store is None:
             log.warning("catch-up needs a state directory; missed fires will not be replayed", extra=self.labels)
         last = await self.start_time()
-        self._task = asyncio.get_running_loop().create_task(self._run(last), name=f"calendar {self.event_name}")
+        log.info("calendar starts after %s", rfc3339(last.astimezone(self.zone)), extra=self.labels)
+        self._scheduler = _Scheduler.of(self.clock)
+        self._scheduler.add(self, self.next_fire(last))
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            await scheduler.remove(self)
 
     def next_fire(self, after: datetime) -> datetime:
         """The next fire after ``after`` that is not on an excluded date."""
@@ -295,44 +307,194 @@ class CalendarSource:
             return now - timedelta(seconds=self.max_catchup)
         return persisted
 
-    async def _run(self, last: datetime) -> None:
-        log.info("calendar starts after %s", rfc3339(last.astimezone(self.zone)), extra=self.labels)
-        retry_delay = 0.1
-        failing: str | None = None
-        while True:
-            fire = self.next_fire(last)
-            while (wait := (fire - self.clock.now()).total_seconds()) > 0:
-                await self.clock.sleep(wait)
-            try:
-                await self._fire(fire)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                reason = str(exc) or type(exc).__name__
-                action = "retrying" if self.catchup else "skipping it"
-                if reason != failing:
-                    log.error("failed to publish the %s fire, %s: %s", rfc3339(fire), action, reason, extra=self.labels)
-                failing = reason
-                if self.catchup:  # the bus is what failed: back off in real time, not schedule time
-                    await asyncio.sleep(retry_delay)
-                    retry_delay = min(retry_delay * 2, 5.0)
-                    continue
-            else:
-                if failing is not None:
-                    log.info("publishing fires again", extra=self.labels)
-                failing = None
-            retry_delay = 0.1
-            last = fire
-
-    async def _fire(self, fire: datetime) -> None:
+    def _data(self, fire: datetime) -> dict[str, Any] | None:
+        """The event data of ``fire``, or None when ``filter.expression`` drops it."""
         data: dict[str, Any] = {"eventTime": rfc3339(fire.astimezone(self.zone))}
         if self.spec.metadata:
             data["metadata"] = dict(self.spec.metadata)
         if self._filter is None or self._filter.accepts(data):
-            await self.context.dispatch(self.event_name, data, event_id=rfc3339(fire.astimezone(UTC)))
+            return data
+        return None
+
+    def _failed(self, fire: datetime, exc: Exception) -> None:
+        reason = str(exc) or type(exc).__name__
+        action = "retrying" if self.catchup else "skipping it"
+        if reason != self._failing:  # one line per distinct failure, not one per retry
+            log.error("failed to publish the %s fire, %s: %s", rfc3339(fire), action, reason, extra=self.labels)
+        self._failing = reason
+
+    def _published(self, fire: datetime) -> None:
+        if self._failing is not None:
+            log.info("publishing fires again", extra=self.labels)
+        self._failing = None
         self.last_fire = fire
-        if self.store is not None:  # off the event loop (a thread or the API client's pool)
-            await self.store.save(fire)
+
+
+class _Scheduler:
+    """Fires the calendar events that share a clock from one task.
+
+    A heap holds each running source's next fire. The task sleeps until the earliest, takes every
+    fire due by then, publishes them together (one ``Dispatch.many`` per EventSource, which the
+    bus commits as one batch), then queues each source's following fire. A failed publish is
+    retried (real time, 100 ms doubling to 5 s, without moving on) for sources with catch-up and
+    skipped for the others, as each source did on its own before."""
+
+    _by_clock: weakref.WeakKeyDictionary[Clock, _Scheduler] = weakref.WeakKeyDictionary()
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._heap: list[tuple[datetime, int, CalendarSource]] = []
+        self._order = itertools.count()
+        self._sources: set[CalendarSource] = set()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._firing: set[CalendarSource] = set()
+        self._fired = asyncio.Event()
+
+    @classmethod
+    def of(cls, clock: Clock) -> _Scheduler:
+        """The scheduler of ``clock`` on the running loop."""
+        loop = asyncio.get_running_loop()
+        scheduler = cls._by_clock.get(clock)
+        if scheduler is None or scheduler._loop not in (None, loop):
+            scheduler = cls._by_clock[clock] = cls(clock)
+        return scheduler
+
+    def add(self, source: CalendarSource, fire: datetime) -> None:
+        self._sources.add(source)
+        self._push(source, fire)
+        if self._task is None or self._task.done():
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name="calendar scheduler")
+
+    async def remove(self, source: CalendarSource) -> None:
+        """Stop firing ``source``; returns once a publish of it that had begun is over."""
+        self._sources.discard(source)
+        self._changed.set()
+        while source in self._firing:
+            self._fired.clear()
+            await self._fired.wait()
+        if not self._sources and self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _push(self, source: CalendarSource, fire: datetime) -> None:
+        heapq.heappush(self._heap, (fire, next(self._order), source))
+        self._changed.set()
+
+    async def _run(self) -> None:
+        while True:
+            while self._heap and self._heap[0][2] not in self._sources:
+                heapq.heappop(self._heap)  # a stopped source's entry
+            if not self._heap:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            wait = (self._heap[0][0] - self.clock.now()).total_seconds()
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            now = self.clock.now()
+            due: list[tuple[CalendarSource, datetime]] = []
+            while self._heap and self._heap[0][0] <= now:
+                fire, _, source = heapq.heappop(self._heap)
+                if source in self._sources:
+                    due.append((source, fire))
+            try:
+                await self._fire(due)
+            except Exception:  # a bug must not stop every calendar: log it and go on with the schedules
+                log.exception("calendar scheduler: firing %d schedules failed", len(due))
+                for source, fire in due:
+                    self._schedule_after(source, fire)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the clock, or until a source is added or removed."""
+        self._changed.clear()
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait((sleeper, changed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (sleeper, changed):
+                waiter.cancel()
+
+    async def _fire(self, due: list[tuple[CalendarSource, datetime]]) -> None:
+        self._firing = {source for source, _ in due}
+        try:
+            await self._fire_once(due)
+        finally:
+            self._firing = set()
+            self._fired.set()
+
+    async def _fire_once(self, due: list[tuple[CalendarSource, datetime]]) -> None:
+        retry_delay = 0.1
+        while due:
+            groups: dict[tuple[int, str], list[tuple[CalendarSource, datetime, dict[str, Any]]]] = {}
+            done: list[tuple[CalendarSource, datetime]] = []
+            for source, fire in due:
+                data = source._data(fire)
+                if data is None:
+                    done.append((source, fire))  # dropped by the filter: fired, as far as the schedule goes
+                else:
+                    # The sources of one EventSource publish alike (same bus, source name, type):
+                    # one dispatch sends them all.
+                    context = source.context
+                    groups.setdefault((id(context.eventsource), context.type_key), []).append((source, fire, data))
+            outcomes = await asyncio.gather(*(self._publish(items) for items in groups.values()))
+            skipped: list[tuple[CalendarSource, datetime]] = []
+            retry: list[tuple[CalendarSource, datetime]] = []
+            for items, results in zip(groups.values(), outcomes, strict=True):
+                for (source, fire, _), result in zip(items, results, strict=True):
+                    if not isinstance(result, Exception):
+                        done.append((source, fire))
+                        continue
+                    source._failed(fire, result)
+                    (retry if source.catchup else skipped).append((source, fire))
+            for source, fire in done:
+                source._published(fire)
+            await self._save(done)
+            for source, fire in done + skipped:
+                self._schedule_after(source, fire)
+            due = [(source, fire) for source, fire in retry if source in self._sources]
+            self._firing = {source for source, _ in due}
+            self._fired.set()  # a stop waiting for a source that is no longer firing may go on
+            if due:  # the bus is what failed: back off in real time, not schedule time
+                await asyncio.sleep(retry_delay)
+                retry_delay = min(retry_delay * 2, 5.0)
+
+    @staticmethod
+    async def _save(done: list[tuple[CalendarSource, datetime]]) -> None:
+        """Record the last fire of the sources that keep one (off the event loop, concurrently)."""
+        saving = [(source, fire) for source, fire in done if source.store is not None]
+        if not saving:
+            return
+        outcomes = await asyncio.gather(*(s.store.save(fire) for s, fire in saving if s.store), return_exceptions=True)
+        for (source, fire), outcome in zip(saving, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.warning("could not record the %s fire: %s", rfc3339(fire), outcome, extra=source.labels)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+
+    @staticmethod
+    async def _publish(items: list[tuple[CalendarSource, datetime, dict[str, Any]]]) -> list[Event | Exception]:
+        dispatch = items[0][0].context.dispatch
+        try:
+            return await dispatch.many([(s.event_name, data, rfc3339(fire.astimezone(UTC))) for s, fire, data in items])
+        except Exception as exc:  # noqa: BLE001  (the whole call failed: every item did)
+            return [exc] * len(items)
+
+    def _schedule_after(self, source: CalendarSource, fire: datetime) -> None:
+        if source not in self._sources:
+            return
+        try:
+            following = source.next_fire(fire)
+        except InvalidError as exc:
+            log.error("the schedule has no further fire: %s", exc, extra=source.labels)
+            return
+        self._push(source, following)
 
 
 SOURCE_TYPES.register("calendar")(CalendarSource)

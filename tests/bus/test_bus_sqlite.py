@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eventbridge.bus.base import Bus, Delivery
+from eventbridge.bus.base import Bus, Delivery, publish_all
 from eventbridge.bus.sqlite import SqliteBus
 from eventbridge.errors import ConflictError, EventBridgeError
 from eventbridge.events import Event
@@ -88,6 +88,24 @@ async def test_dedup_on_namespace_source_subject_id(bus: SqliteBus) -> None:
         ("other-es", "ev", "id-1"),
         ("es", "ev", "id-7"),
     ]
+
+
+async def test_publish_many_answers_per_event_in_order(bus: SqliteBus) -> None:
+    """publish_many (the calendar's batch) answers like publish, per event, and through the
+    generic helper a bus without it publishes them one by one with the same answers."""
+    assert await bus.publish(make_event("known")) is True
+    batch = [make_event(n) for n in range(300)] + [make_event("known"), make_event(5)]
+    assert await bus.publish_many(batch) == [True] * 300 + [False, False]
+    assert [d.event.id for d in await bus.list_events(limit=1000)] == ["id-known"] + [f"id-{n}" for n in range(300)]
+
+    class PlainBus:  # no publish_many: publish_all falls back to publish
+        async def publish(self, event: Event) -> bool:
+            if event.id == "id-bad":
+                raise EventBridgeError("refused")
+            return await bus.publish(event)
+
+    answers = await publish_all(PlainBus(), [make_event("x"), make_event("bad"), make_event("x")])  # type: ignore[arg-type]
+    assert answers[0] is True and isinstance(answers[1], EventBridgeError) and answers[2] is False
 
 
 async def test_subscriber_is_woken_by_commit(bus: SqliteBus) -> None:

@@ -182,3 +182,89 @@ async def test_real_clock_interval_through_the_manager(
     assert stored.event.id == stored.event.data["eventTime"]  # UTC: id and eventTime agree
     state = json.loads((state_dir / "team/cron/calendar.tick.json").read_text())
     assert state["lastFire"] >= stored.event.id
+
+
+class CountingBus:
+    """The real bus, counting the batches it was given."""
+
+    def __init__(self, inner: SqliteBus) -> None:
+        self.inner = inner
+        self.batches: list[int] = []
+
+    async def publish(self, event: Any) -> bool:
+        self.batches.append(1)
+        return await self.inner.publish(event)
+
+    async def publish_many(self, events: Any) -> Any:
+        self.batches.append(len(events))
+        return await self.inner.publish_many(events)
+
+
+async def test_schedules_sharing_a_clock_fire_together_in_one_batch_and_stop_alone(
+    bus: SqliteBus, state_dir: Path
+) -> None:
+    """All calendar events on one clock share one scheduler: fires due at the same instant reach
+    the bus as one batch, a filter drops its fire without stopping the schedule, and stopping one
+    source leaves the others firing."""
+    spec = {
+        "hourly": {"interval": "1h"},
+        "also": {"interval": "1h", "metadata": {"team": "b"}},
+        "half": {"interval": "30m", "filter": {"expression": "false"}},
+        "slow": {"interval": "2h"},
+    }
+    es = make_eventsource("cron", calendar=spec)
+    counting = CountingBus(bus)
+    dispatch = BusDispatch(counting, es, "calendar")  # type: ignore[arg-type]
+    clock = VirtualClock(T0, T0 + timedelta(hours=2, minutes=10))
+    sources = {
+        name: CalendarSource(
+            SourceContext(es, "calendar", DictReferences(), dispatch, HttpRouter(), state_dir), name, body, clock=clock
+        )
+        for name, body in es.spec.calendar.items()  # type: ignore[union-attr]
+    }
+    for source in sources.values():
+        await source.start()
+    try:
+        await asyncio.wait_for(clock.parked.wait(), 10)
+    finally:
+        for source in sources.values():
+            await source.stop()
+    events = [(d.event.subject, d.event.id) for d in await bus.list_events()]
+    assert sorted(events) == [
+        ("also", "2024-05-06T01:00:00Z"), ("also", "2024-05-06T02:00:00Z"),
+        ("hourly", "2024-05-06T01:00:00Z"), ("hourly", "2024-05-06T02:00:00Z"),
+        ("slow", "2024-05-06T02:00:00Z"),
+    ]  # fmt: skip
+    assert sorted(counting.batches) == [2, 3]  # 01:00 (hourly, also), 02:00 (hourly, also, slow)
+    assert sources["half"].last_fire == T0 + timedelta(hours=2)  # filtered fires still advance it
+    # Stopping one source: the others go on (a new run continues from a later virtual time).
+    clock.until = T0 + timedelta(hours=4, minutes=10)
+    clock.parked.clear()
+    for name in ("hourly", "also"):
+        await sources[name].start()
+    await sources["also"].stop()
+    try:
+        await asyncio.wait_for(clock.parked.wait(), 10)
+    finally:
+        await sources["hourly"].stop()
+    later = [d.event.subject for d in await bus.list_events(limit=100)][len(events):]
+    assert later and set(later) == {"hourly"}
+
+
+async def test_a_failed_fire_without_catch_up_is_skipped_and_the_schedule_goes_on(
+    tmp_path: Path, state_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = SqliteBus(tmp_path / "late.db")  # not started: every publish fails
+    es = calendar_es(interval="1h")
+    context = SourceContext(es, "calendar", DictReferences(), BusDispatch(bus, es, "calendar"), HttpRouter(), state_dir)
+    clock = VirtualClock(T0, T0 + timedelta(hours=3, minutes=30))
+    source = CalendarSource(context, "tick", es.spec.calendar["tick"], clock=clock)  # type: ignore[index]
+    with caplog.at_level(logging.ERROR):
+        await source.start()
+        try:
+            await asyncio.wait_for(clock.parked.wait(), 10)
+        finally:
+            await source.stop()
+    assert source.last_fire is None  # nothing was published
+    failures = [r.getMessage() for r in caplog.records if "failed to publish" in r.getMessage()]
+    assert len(failures) == 1 and "skipping it" in failures[0]  # logged once, not once per fire
