@@ -15,7 +15,9 @@ Spec keys:
     ``connections`` in flight (more wait for a connection, and their latency shows it);
 
 * ``records``: also return ``[send, reply, status, id]`` per request (``time.monotonic()``, which
-  on Linux is one clock for every process of the machine; ``id`` from a JSON answer's ``id``).
+  on Linux is one clock for every process of the machine; ``id`` from a JSON answer's ``id``);
+* ``acked_file``: write the ``id`` of every 2xx JSON answer to this file, one per line, instead
+  (the caller then never holds tens of thousands of records in its own memory).
 
 The summary has ``requests``, ``ok`` (2xx), ``errors`` (exceptions), ``statuses``, ``retry_after``
 (answers carrying a Retry-After header), ``elapsed``, ``rps``, latency percentiles in ms and the
@@ -58,6 +60,8 @@ class Load:
         self.unique_header: str | None = spec.get("unique_header")
         self.prefix = f"{spec.get('prefix', 'req')}-{os.getpid()}"
         self.keep_records = bool(spec.get("records"))
+        self.acked_file: str | None = spec.get("acked_file")
+        self.acked: list[str] = []
         self.records: list[list[Any]] = []
         self.latencies: list[float] = []
         self.statuses: dict[str, int] = {}
@@ -80,7 +84,7 @@ class Load:
                 status = response.status
                 if "Retry-After" in response.headers:
                     self.retry_after += 1
-                if self.keep_records and payload[:1] == b"{":
+                if (self.keep_records or self.acked_file) and payload[:1] == b"{":
                     try:
                         event_id = json.loads(payload).get("id")
                     except ValueError:
@@ -97,6 +101,8 @@ class Load:
             self.latencies.append((reply - send) * 1000.0)
         if self.keep_records:
             self.records.append([send, reply, status, event_id])
+        if self.acked_file and 200 <= status < 300 and event_id:
+            self.acked.append(str(event_id))
 
     async def run(self) -> dict[str, Any]:
         spec = self.spec
@@ -167,12 +173,17 @@ class Load:
         }
         if self.keep_records:
             summary["records"] = self.records
+        if self.acked_file:
+            summary["acked"] = len(self.acked)
         return summary
 
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    summary = asyncio.run(Load(spec).run())
+    load = Load(spec)
+    summary = asyncio.run(load.run())
+    if load.acked_file:
+        Path(load.acked_file).write_text("".join(f"{event_id}\n" for event_id in load.acked))
     Path(spec["output"]).write_text(json.dumps(summary))
 
 

@@ -48,6 +48,7 @@ from typing import Any
 from eventbridge.bus.base import Delivery
 from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
 from eventbridge.events import Event, format_time
+from eventbridge.sqlbatch import chunks, placeholders
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ _INSERT_RUN_SQL = (
 )
 #: RETURNING needs SQLite 3.35; older libraries insert row by row.
 _MULTI_ROW_INSERT = sqlite3.sqlite_version_info >= (3, 35, 0)
-#: Rows per multi-row INSERT (7 parameters each; SQLite allows 32766 parameters).
+#: Publishes per run handed to _insert_run (which cuts it into statements of sqlbatch sizes).
 _MAX_ROWS = 1000
 
 #: Most commands taken into one transaction.
@@ -509,28 +510,33 @@ def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple
 
 
 def _insert_run(conn: sqlite3.Connection, run: list[_Publish]) -> list[tuple[bool, int]]:
-    if _MULTI_ROW_INSERT is False or len(run) == 1:
+    """Insert a run of publishes with a few multi-row statements of fixed sizes (sqlbatch)."""
+    if _MULTI_ROW_INSERT is False:
         return [_apply(conn, command) for command in run]
-    params: list[Any] = []
-    for command in run:
-        event = command.event
-        params += (
-            event.namespace,
-            event.source,
-            event.subject,
-            event.id,
-            event.type,
-            format_time(event.time),
-            command.body,
-        )
-    sql = _INSERT_RUN_SQL.format(values=",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(run)))
-    inserted = {(ns, src, subj, eid): int(seq) for seq, ns, src, subj, eid in conn.execute(sql, params)}
     out: list[tuple[bool, int]] = []
-    for command in run:
-        event = command.event
-        # pop: of several copies of one event in a run, only the first counts as the new one
-        seq = inserted.pop((event.namespace, event.source, event.subject, event.id), None)
-        out.append((True, seq) if seq is not None else (False, 0))
+    for chunk in chunks(run):
+        if len(chunk) == 1:
+            out.append(_apply(conn, chunk[0]))
+            continue
+        params: list[Any] = []
+        for command in chunk:
+            event = command.event
+            params += (
+                event.namespace,
+                event.source,
+                event.subject,
+                event.id,
+                event.type,
+                format_time(event.time),
+                command.body,
+            )
+        sql = _INSERT_RUN_SQL.format(values=placeholders(7, len(chunk)))
+        inserted = {(ns, src, subj, eid): int(seq) for seq, ns, src, subj, eid in conn.execute(sql, params)}
+        for command in chunk:
+            event = command.event
+            # pop: of several copies of one event in a chunk, only the first counts as the new one
+            seq = inserted.pop((event.namespace, event.source, event.subject, event.id), None)
+            out.append((True, seq) if seq is not None else (False, 0))
     return out
 
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from eventbridge import jsontree
 from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError
+from eventbridge.sqlbatch import chunks, placeholders
 from eventbridge.store.base import Object, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 # uid and creationTimestamp have columns of their own so that an update needs no parse of the old body.
 _ADDED_COLUMNS = ("uid", "created")
-#: rows per multi-row statement (7 parameters each; far below SQLite's parameter limit)
-_CHUNK = 400
 
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 _WATCH_QUEUE_LIMIT = 10_000
@@ -108,10 +107,8 @@ _UPSERT_SQL = "INSERT OR REPLACE INTO objects(kind, namespace, name, rv, body, u
 def _read_rows(conn: sqlite3.Connection, keys: set[Key]) -> dict[Key, _Row | None]:
     """The stored rows of ``keys`` (``None`` for the missing ones), in one query per chunk."""
     rows: dict[Key, _Row | None] = dict.fromkeys(keys)
-    ordered = list(keys)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        sql = _READ_ROWS_SQL.format(values=",".join(["(?, ?, ?)"] * len(chunk)))
+    for chunk in chunks(list(keys)):
+        sql = _READ_ROWS_SQL.format(values=placeholders(3, len(chunk)))
         for kind, namespace, name, rv, uid, created in conn.execute(sql, [part for key in chunk for part in key]):
             rows[(kind, namespace, name)] = _Row(int(rv), uid, created)
     return rows
@@ -343,17 +340,14 @@ class SqliteStore:
             except (AlreadyExistsError, ConflictError, NotFoundError, InvalidError) as exc:
                 write.result = exc
         gone = [key for key in deleted if rows.get(key) is None]
-        for start in range(0, len(gone), _CHUNK):
-            keys = gone[start : start + _CHUNK]
-            conn.execute(_DELETE_SQL.format(values=",".join(["(?, ?, ?)"] * len(keys))),
-                         [part for key in keys for part in key])  # fmt: skip
+        for keys in chunks(gone):
+            conn.execute(_DELETE_SQL.format(values=placeholders(3, len(keys))), [part for key in keys for part in key])
         written = [(key, row) for key, row in rows.items() if row is not None and row.body is not None]
-        for start in range(0, len(written), _CHUNK):
-            chunk = written[start : start + _CHUNK]
+        for chunk in chunks(written):
             params: list[Any] = []
             for (kind, namespace, name), row in chunk:
                 params += (kind, namespace, name, row.rv, row.body, row.uid, row.created)
-            conn.execute(_UPSERT_SQL.format(values=",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))), params)
+            conn.execute(_UPSERT_SQL.format(values=placeholders(7, len(chunk))), params)
 
     def _decide(
         self,
