@@ -135,6 +135,9 @@ class Pipeline:
         await self.sources.apply([eventsource])
         if not self.sources.endpoints():
             raise RuntimeError(f"the webhook source did not start: {self.sources.status()}")
+        from eventbridge.heap import settle_after_start
+
+        settle_after_start()  # what the runtime does once it has started
 
     async def stop(self) -> None:
         await self.sources.stop()

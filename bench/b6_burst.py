@@ -147,18 +147,15 @@ class B6:
         sampler.extra = lambda: bus.backlog
         sampler.start()
         started = time.monotonic()
-        load = await run_loadgen(
-            {
-                "url": f"http://127.0.0.1:{port}/push",
-                "headers": {"Content-Type": "application/json"},
-                "body_file": str(body_file),
-                "mode": "count",
-                "count": count,
-                "connections": 64,
-                "acked_file": str(acked_file),
-            },
-            200,
-        )
+        burst = {
+            "url": f"http://127.0.0.1:{port}/push",
+            "headers": {"Content-Type": "application/json"},
+            "body_file": str(body_file),
+            "mode": "count",
+            "count": count,
+            "connections": 64,
+        }
+        load = await run_loadgen({**burst, "acked_file": str(acked_file)}, 200)
         burst_seconds = time.monotonic() - started
         acked_count = int(load["acked"])
         gc.collect()
@@ -194,17 +191,7 @@ class B6:
         # memory that stays where the first bursts left it is the allocators keeping their arenas.
         after_drains: list[int | None] = [after_drain]
         for _ in range(int(params.get("repeats", 3)) - 1):
-            await run_loadgen(
-                {
-                    "url": f"http://127.0.0.1:{port}/push",
-                    "headers": {"Content-Type": "application/json"},
-                    "body_file": str(body_file),
-                    "mode": "count",
-                    "count": count,
-                    "connections": 64,
-                },
-                200,
-            )
+            await run_loadgen(burst, 200)
             again_deadline = time.monotonic() + float(params["drain"])
             while bus.backlog > 0 and time.monotonic() < again_deadline:
                 progress.clear()

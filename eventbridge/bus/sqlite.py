@@ -48,7 +48,7 @@ from typing import Any
 from eventbridge.bus.base import Delivery
 from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
 from eventbridge.events import Event, format_time
-from eventbridge.sqlbatch import chunks, placeholders
+from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ _INSERT_RUN_SQL = (
 )
 #: RETURNING needs SQLite 3.35; older libraries insert row by row.
 _MULTI_ROW_INSERT = sqlite3.sqlite_version_info >= (3, 35, 0)
-#: Publishes per run handed to _insert_run (which cuts it into statements of sqlbatch sizes).
+#: Publishes per run handed to _insert_run (which cuts it into statements of sqlitekit sizes).
 _MAX_ROWS = 1000
 
 #: Most commands taken into one transaction.
@@ -374,6 +374,7 @@ class SqliteBus:
             if str(mode).lower() != "wal":
                 raise EventBridgeError(f"cannot enable WAL mode on {self.path} (got {mode})")
             conn.execute("PRAGMA synchronous = FULL")
+            WalCheckpointer.writer_pragmas(conn)
             conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
@@ -388,6 +389,8 @@ class SqliteBus:
             self._to_loop(_settle, [(ready, None, exc)])
             return
         self._to_loop(_settle, [(ready, head, None)])
+        checkpointer = WalCheckpointer(self.path)
+        checkpointer.start()
         try:
             stopping = False
             while not stopping:
@@ -406,7 +409,9 @@ class SqliteBus:
                         break
                 if batch:
                     self._process(conn, batch)
+                    checkpointer.poke()
         finally:
+            checkpointer.stop()
             conn.close()
             leftovers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
             while True:
@@ -510,7 +515,7 @@ def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple
 
 
 def _insert_run(conn: sqlite3.Connection, run: list[_Publish]) -> list[tuple[bool, int]]:
-    """Insert a run of publishes with a few multi-row statements of fixed sizes (sqlbatch)."""
+    """Insert a run of publishes with a few multi-row statements of fixed sizes (sqlitekit)."""
     if _MULTI_ROW_INSERT is False:
         return [_apply(conn, command) for command in run]
     out: list[tuple[bool, int]] = []
@@ -520,16 +525,7 @@ def _insert_run(conn: sqlite3.Connection, run: list[_Publish]) -> list[tuple[boo
             continue
         params: list[Any] = []
         for command in chunk:
-            event = command.event
-            params += (
-                event.namespace,
-                event.source,
-                event.subject,
-                event.id,
-                event.type,
-                format_time(event.time),
-                command.body,
-            )
+            params += _row(command)
         sql = _INSERT_RUN_SQL.format(values=placeholders(7, len(chunk)))
         inserted = {(ns, src, subj, eid): int(seq) for seq, ns, src, subj, eid in conn.execute(sql, params)}
         for command in chunk:
@@ -540,22 +536,16 @@ def _insert_run(conn: sqlite3.Connection, run: list[_Publish]) -> list[tuple[boo
     return out
 
 
+def _row(command: _Publish) -> tuple[Any, ...]:
+    """The values of one event's row, in the column order of the INSERT statements."""
+    event = command.event
+    return (event.namespace, event.source, event.subject, event.id, event.type, format_time(event.time), command.body)
+
+
 def _apply(conn: sqlite3.Connection, command: _Command) -> tuple[Any, int]:
     """Apply one write; returns (result for the caller, offset written or 0)."""
     if isinstance(command, _Publish):
-        event = command.event
-        cursor = conn.execute(
-            _INSERT_SQL,
-            (
-                event.namespace,
-                event.source,
-                event.subject,
-                event.id,
-                event.type,
-                format_time(event.time),
-                command.body,
-            ),
-        )
+        cursor = conn.execute(_INSERT_SQL, _row(command))
         if cursor.rowcount == 1 and cursor.lastrowid is not None:
             return True, cursor.lastrowid
         return False, 0

@@ -24,6 +24,7 @@ from eventbridge.bus.sqlite import SqliteBus
 from eventbridge.errors import AlreadyExistsError, NotFoundError
 from eventbridge.executors.artifacts_s3 import S3ObjectStore
 from eventbridge.executors.host import HostExecutor
+from eventbridge.heap import settle_after_start, unsettle
 from eventbridge.models.base import Finding, Manifest, References
 from eventbridge.models.core import ConfigMap
 from eventbridge.models.eventsource import EventSource
@@ -222,6 +223,7 @@ class EmbeddedRuntime:
         log.info("API listening on %s", self.api_url)
         if self.settings.watch:
             self._watch_task = asyncio.create_task(self._watch(), name="manifest-watch")
+        settle_after_start()
 
     async def stop(self) -> None:
         if self._watch_task is not None:
@@ -236,6 +238,7 @@ class EmbeddedRuntime:
         await self.controller.stop()
         await self.bus.stop()
         await self.store.stop()
+        unsettle()
 
     async def __aenter__(self) -> EmbeddedRuntime:
         await self.start()

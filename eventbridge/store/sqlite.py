@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from eventbridge import jsontree
 from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError
-from eventbridge.sqlbatch import chunks, placeholders
+from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders
 from eventbridge.store.base import Object, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,7 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._flush_scheduled = False
         self._watchers: list[_Watcher] = []
+        self._checkpointer: WalCheckpointer | None = None
         self._rv = 0
         self.writes = 0
 
@@ -195,13 +196,19 @@ class SqliteStore:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        WalCheckpointer.writer_pragmas(conn)
         conn.executescript(_SCHEMA)
         _add_columns(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
         self._rv = int(row[0]) if row else 0
         self._conn = conn
+        self._checkpointer = WalCheckpointer(self._path)
+        self._checkpointer.start()
 
     def _close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -288,6 +295,8 @@ class SqliteStore:
             self._apply_batch(conn, batch)
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('rv', ?)", (self._rv,))
             conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")

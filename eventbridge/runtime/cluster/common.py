@@ -28,6 +28,7 @@ from eventbridge.errors import (
     TemporaryError,
 )
 from eventbridge.executors.pod import DEFAULT_WAIT_IMAGE
+from eventbridge.heap import settle_after_start, unsettle
 from eventbridge.models.base import Manifest
 from eventbridge.models.kinds import parse_manifest
 from eventbridge.runtime.embedded import engine_checks
@@ -386,15 +387,23 @@ class HealthServer:
         return response
 
 
+#: Seconds after a role starts when its heap is settled (heap.settle_after_start).
+SETTLE_AFTER_S = 10.0
+
+
 async def run_role(role: Role, settings: ClusterSettings, stop: asyncio.Event) -> int:
     """Run ``role`` with its health server (when ``health_port`` is set) until it returns."""
     health = None
     if settings.health_port is not None:
         health = HealthServer(settings.health_host, settings.health_port, role.ready)
         await health.start()
+    # Start-up is over well within this time; then the long-lived objects leave the collector's view.
+    settle = asyncio.get_running_loop().call_later(SETTLE_AFTER_S, settle_after_start)
     try:
         return await role.run(stop)
     finally:
+        settle.cancel()
+        unsettle()
         if health is not None:
             await health.stop()
 

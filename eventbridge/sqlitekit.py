@@ -1,0 +1,103 @@
+"""What the SQLite bus and store share: multi-row statements in a few fixed sizes, and a WAL
+checkpointer that keeps checkpoints out of the commit path.
+
+**Fixed sizes.** One statement for many rows keeps a writer thread from releasing and re-taking the GIL per row.
+But every distinct row count is a distinct SQL text, which SQLite must prepare anew (a 1,000-row
+INSERT is a program of thousands of steps) and Python's ``sqlite3`` keeps in its statement cache
+(128 per connection): after a burst that cache held megabytes. Cutting a run into the sizes of
+:data:`SIZES` bounds that to a handful of statements, each prepared once and reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+#: The row counts of multi-row statements, largest first (each a quarter of the one before).
+SIZES = (256, 64, 16, 4, 1)
+
+T = TypeVar("T")
+
+
+def chunks(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``rows`` in consecutive pieces whose lengths are all in :data:`SIZES` (largest first)."""
+    start = 0
+    for size in SIZES:
+        while len(rows) - start >= size:
+            yield rows[start : start + size]
+            start += size
+
+
+def placeholders(columns: int, rows: int) -> str:
+    """``(?, ?), (?, ?)`` for ``rows`` rows of ``columns`` values."""
+    row = "(" + ", ".join("?" * columns) + ")"
+    return ",".join([row] * rows)
+
+
+class WalCheckpointer:
+    """Checkpoints a WAL database from a thread and connection of its own.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages, so every so
+    often one commit (and every caller waiting on it) took 10-30 ms longer: the tail of the
+    webhook latency. The writer turns that off (:meth:`writer_pragmas`) and calls :meth:`poke`
+    after its commits; this thread then runs a PASSIVE checkpoint (it never blocks the writer) at
+    most every ``interval`` seconds while commits come in."""
+
+    def __init__(self, path: Path, interval: float = 0.25) -> None:
+        self.path = path
+        self.interval = interval
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def writer_pragmas(conn: sqlite3.Connection) -> None:
+        """What the writing connection sets: no checkpoints of its own."""
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"checkpoint {self.path.name}", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        """New commits are in the WAL (cheap; call after every commit)."""
+        self._dirty.set()
+
+    def stop(self) -> None:
+        """Stop the thread (the writer's close then checkpoints what is left, as SQLite does)."""
+        self._stopping.set()
+        self._dirty.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            log.error("cannot open %s for checkpoints: %s", self.path, exc)
+            return
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            while True:
+                self._dirty.wait()
+                if self._stopping.is_set():
+                    return
+                self._dirty.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:  # a busy moment: the next poke tries again
+                    log.debug("checkpoint of %s deferred: %s", self.path, exc)
+                if self._stopping.wait(self.interval):
+                    return
+        finally:
+            conn.close()
+
+
+__all__ = ["SIZES", "WalCheckpointer", "chunks", "placeholders"]
