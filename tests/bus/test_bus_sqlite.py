@@ -336,3 +336,23 @@ async def test_a_failing_write_fails_alone_and_the_batch_still_commits(bus: Sqli
     assert results[0] is True and results[2] is True
     assert isinstance(results[1], ValueError)
     assert [d.event.id for d in await bus.list_events()] == ["id-a", "id-b"]
+
+
+async def test_the_wal_is_checkpointed_off_the_commit_path(tmp_path: Path) -> None:
+    """Commits never checkpoint (auto-checkpoint is off); the checkpointer thread does, so the WAL
+    does not keep growing while events stream in."""
+    path = tmp_path / "bus.db"
+    async with SqliteBus(path) as bus:
+        body = "x" * 4000
+        wal = path.with_name(path.name + "-wal")
+        sizes = []
+        for round_ in range(12):
+            await bus.publish_many(
+                [Event(id=f"{round_}-{n}", source="es", subject="ev", type="webhook", data=body) for n in range(500)]
+            )
+            await asyncio.sleep(0.3)  # the checkpointer runs at most every 0.25 s
+            sizes.append(wal.stat().st_size)
+        written = 12 * 500 * 4000
+        # without checkpoints the WAL would hold every page ever written (> 24 MB)
+        assert max(sizes[-4:]) < written / 3, sizes
+        assert len(await bus.list_events(limit=10000)) == 6000
