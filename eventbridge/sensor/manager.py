@@ -397,17 +397,27 @@ class _SensorRunner:
     async def _run(self) -> None:
         assert self._subscription is not None
         log.info("sensor %s started (group %s)", self.key, self._group, extra=self._extra)
-        async for delivery in self._subscription:
+        await self._consume(self._subscription, self._handle, lambda d: f"event {d.event.id}")
+
+    async def _consume(
+        self,
+        subscription: Subscription,
+        handle: Callable[[Any], Awaitable[tuple[dict[str, Any] | None, list[_Firing | _Forward]]]],
+        described: Callable[[Any], str],
+    ) -> None:
+        """Handle each delivery under the sensor's lock, record its trace and start its firings.
+        The bus topic (stage 1) and the conditions topic (stage 2) are read alike."""
+        async for delivery in subscription:
             try:
                 async with self._lock:
-                    trace, firings = await self._handle(delivery)
+                    trace, firings = await handle(delivery)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("sensor %s: failed to process event %s; acknowledging it",
-                              self.key, delivery.event.id, extra=self._extra)  # fmt: skip
+                log.exception("sensor %s: failed to process %s; acknowledging it",
+                              self.key, described(delivery), extra=self._extra)  # fmt: skip
                 self._holds.pop(self._hold_key(delivery), None)
-                await self._subscription.ack(delivery)
+                await subscription.ack(delivery)
                 continue
             if trace is not None:
                 self._trace(trace)  # its "firing" entries are completed in place when the firings ran
@@ -464,23 +474,8 @@ class _SensorRunner:
     async def _consume_conditions(self) -> None:
         subscription = self._conditions_subscription
         assert subscription is not None
-        async for delivery in subscription:
-            try:
-                async with self._lock:
-                    trace, firings = await self._handle_condition(delivery)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sensor %s trigger %s: failed to process held event %s; acknowledging it",
-                              self.key, delivery.trigger, delivery.event.id, extra=self._extra)  # fmt: skip
-                self._holds.pop(self._hold_key(delivery), None)
-                await subscription.ack(delivery)
-                continue
-            if trace is not None:
-                self._trace(trace)
-            if firings:
-                await self._slots.acquire()
-                self._spawn(self._complete(firings), f"sensor {self.key} firing")
+        await self._consume(subscription, self._handle_condition,
+                            lambda d: f"held event {d.event.id} of trigger {d.trigger}")  # fmt: skip
 
     async def _handle_condition(
         self, delivery: ConditionDelivery
