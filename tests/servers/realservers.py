@@ -41,7 +41,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -419,9 +419,12 @@ class FakeGitApi:
         return web.json_response({"message": "Not Found"}, status=404)
 
 
+_Api = TypeVar("_Api", bound="FakeGitApi")
+
+
 @contextlib.asynccontextmanager
-async def fake_git_api() -> AsyncIterator[FakeGitApi]:
-    api = FakeGitApi()
+async def _serve(api: _Api) -> AsyncIterator[_Api]:
+    """Serve a fake API's ``_handle`` on a free loopback port (its ``url`` is set) while in use."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", api._handle)
     runner = web.AppRunner(app, access_log=None)
@@ -437,6 +440,12 @@ async def fake_git_api() -> AsyncIterator[FakeGitApi]:
     finally:
         await runner.cleanup()
         await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def fake_git_api() -> AsyncIterator[FakeGitApi]:
+    async with _serve(FakeGitApi()) as api:
+        yield api
 
 
 @dataclass(frozen=True)
@@ -591,19 +600,6 @@ class FakeGithubApp(FakeGitApi):
 @contextlib.asynccontextmanager
 async def fake_github_app(public_key_pem: str, app_id: int, installation_id: int) -> AsyncIterator[FakeGithubApp]:
     """A :class:`FakeGithubApp` on a free loopback port."""
-    api = FakeGithubApp(public_key_pem=public_key_pem, app_id=app_id, installation_id=installation_id)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", api._handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    api.url = f"http://127.0.0.1:{port}"
-    try:
+    async with _serve(FakeGithubApp(public_key_pem=public_key_pem, app_id=app_id,
+                                     installation_id=installation_id)) as api:  # fmt: skip
         yield api
-    finally:
-        await runner.cleanup()
-        await asyncio.sleep(0)
