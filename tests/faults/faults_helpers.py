@@ -25,6 +25,18 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from eventbridge.errors import NotFoundError
+
+
+class NoReferences:
+    """References with no secrets and no ConfigMaps (every lookup is NotFound)."""
+
+    def secret(self, namespace: str, name: str, key: str) -> str:
+        raise NotFoundError(f"secret {namespace}/{name} not found")
+
+    def config_map(self, namespace: str, name: str, key: str) -> str:
+        raise NotFoundError(f"configmap {namespace}/{name} not found")
+
 
 @dataclass
 class SendReport:

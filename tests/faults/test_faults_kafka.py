@@ -15,41 +15,18 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from faults_helpers import TansuOnS3
-from realservers import moto_server
+from faults_helpers import NoReferences, TansuOnS3
 
 from eventbridge.bus.sqlite import SqliteBus
-from eventbridge.errors import NotFoundError
 from eventbridge.models.eventsource import EventSource
 from eventbridge.sources.manager import SourceManager
 
 DOWN = float(os.environ.get("EVENTBRIDGE_FAULTS_BROKER_DOWN", "8"))
 TOPIC = "orders"
-
-
-class NoSecrets:
-    def secret(self, namespace: str, name: str, key: str) -> str:
-        raise NotFoundError(f"secret {namespace}/{name} not found")
-
-    def config_map(self, namespace: str, name: str, key: str) -> str:
-        raise NotFoundError(f"configmap {namespace}/{name} not found")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[TansuOnS3]:
-    with moto_server() as s3:
-        tansu = TansuOnS3(s3.url, tmp_path)
-        tansu.start()
-        try:
-            yield tansu
-        finally:
-            tansu.stop()
 
 
 async def _produce(bootstrap: str, numbers: range) -> None:
@@ -96,7 +73,7 @@ async def test_kafka_source_survives_a_broker_outage_mid_stream(broker: TansuOnS
         }}},
     })  # fmt: skip
     async with SqliteBus(tmp_path / "bus.db") as bus:
-        manager = SourceManager(bus, NoSecrets(), host="127.0.0.1")
+        manager = SourceManager(bus, NoReferences(), host="127.0.0.1")
         try:
             await manager.apply([eventsource])
 

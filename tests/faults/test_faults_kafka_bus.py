@@ -21,17 +21,15 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faults_helpers import TansuOnS3
-from realservers import moto_server
+from faults_helpers import NoReferences, TansuOnS3
 
 from eventbridge.bus.kafka import KafkaBus, KafkaSettings, KafkaSubscription
-from eventbridge.errors import NotFoundError, TemporaryError
+from eventbridge.errors import TemporaryError
 from eventbridge.events import Event
 from eventbridge.models.sensor import Sensor
 from eventbridge.sensor.manager import SensorManager, SensorRecord
@@ -43,25 +41,6 @@ EVENTS = 600
 RATE = 100.0  # events/s on schedule; after the outage the publishers catch up as fast as they can
 PUBLISHERS = 8
 KILL_AT = 150  # acknowledged publishes before the broker is killed
-
-
-class NoSecrets:
-    def secret(self, namespace: str, name: str, key: str) -> str:
-        raise NotFoundError(f"secret {namespace}/{name} not found")
-
-    def config_map(self, namespace: str, name: str, key: str) -> str:
-        raise NotFoundError(f"configmap {namespace}/{name} not found")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[TansuOnS3]:
-    with moto_server() as s3:
-        tansu = TansuOnS3(s3.url, tmp_path)
-        tansu.start()
-        try:
-            yield tansu
-        finally:
-            tansu.stop()
 
 
 @dataclass
@@ -163,7 +142,7 @@ async def test_kafka_bus_survives_a_broker_outage_mid_stream(broker: TansuOnS3, 
     await store.start()
     bus = KafkaBus(settings)
     await bus.start()
-    sensors = SensorManager(bus, store, NoSecrets(), on_record=record)
+    sensors = SensorManager(bus, store, NoReferences(), on_record=record)
     auditor = bus.subscribe("audit")
     reader = asyncio.create_task(audit(auditor, delivered))
     try:
