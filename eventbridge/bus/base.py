@@ -20,11 +20,13 @@ so all of one trigger's events reach the one replica that owns that partition. S
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 from eventbridge.events import Event
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +63,17 @@ async def publish_all(bus: Bus, events: Sequence[Event]) -> list[bool | Exceptio
     if native is not None:
         results: list[bool | Exception] = await native(events)
         return results
-    outcomes = await asyncio.gather(*(bus.publish(event) for event in events), return_exceptions=True)
-    return [_outcome(outcome) for outcome in outcomes]
+    return await settled([bus.publish(event) for event in events])
 
 
-def _outcome(outcome: bool | BaseException) -> bool | Exception:
-    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-        raise outcome  # cancellation is not a failed publish
-    return outcome
+async def settled(awaitables: Iterable[Awaitable[T]]) -> list[T | Exception]:
+    """Await all of them concurrently: each one's result, or the exception it raised. A
+    cancellation (or another BaseException) is not a result: it propagates."""
+    outcomes = await asyncio.gather(*awaitables, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome
+    return cast(list[T | Exception], outcomes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eventbridge.bus.base import Delivery
+from eventbridge.bus.base import Delivery, settled
 from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
 from eventbridge.events import Event, format_time
 from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders
@@ -224,10 +224,9 @@ class SqliteBus:
             self._queue.put(_Publish(event, event.to_bytes(), future))
         self._in_flight += len(futures)
         try:
-            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            return await settled(futures)
         finally:
             self._in_flight -= len(futures)
-        return [outcome if not isinstance(outcome, BaseException) else _failure(outcome) for outcome in outcomes]
 
     # -- back-pressure ---------------------------------------------------------------------
 
@@ -482,12 +481,6 @@ class SqliteBus:
             for subscription in self._subscriptions.values():
                 subscription._wake.set()
         _settle(outcomes)
-
-
-def _failure(outcome: BaseException) -> Exception:
-    if not isinstance(outcome, Exception):
-        raise outcome  # cancellation is not a failed publish
-    return outcome
 
 
 def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple[Any, int]]:

@@ -59,6 +59,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
+from eventbridge.bus.base import settled
 from eventbridge.errors import InvalidError
 from eventbridge.events import Event
 from eventbridge.models.eventsource import CalendarEventSource, parse_exclusion_dates, parse_go_duration
@@ -422,16 +423,17 @@ class _Scheduler:
                 waiter.cancel()
 
     async def _fire(self, due: list[tuple[CalendarSource, datetime]]) -> None:
-        self._firing = {source for source, _ in due}
+        """Publish the fires of ``due``, then queue each source's next; retry (catch-up) or skip failures."""
         try:
-            await self._fire_once(due)
+            await self._fire_rounds(due)
         finally:
             self._firing = set()
-            self._fired.set()
+            self._fired.set()  # a stop waiting for one of these sources may go on
 
-    async def _fire_once(self, due: list[tuple[CalendarSource, datetime]]) -> None:
+    async def _fire_rounds(self, due: list[tuple[CalendarSource, datetime]]) -> None:
         retry_delay = 0.1
         while due:
+            self._firing = {source for source, _ in due}
             groups: dict[tuple[int, str], list[tuple[CalendarSource, datetime, dict[str, Any]]]] = {}
             done: list[tuple[CalendarSource, datetime]] = []
             for source, fire in due:
@@ -468,15 +470,13 @@ class _Scheduler:
     @staticmethod
     async def _save(done: list[tuple[CalendarSource, datetime]]) -> None:
         """Record the last fire of the sources that keep one (off the event loop, concurrently)."""
-        saving = [(source, fire) for source, fire in done if source.store is not None]
+        saving = [(source, source.store, fire) for source, fire in done if source.store is not None]
         if not saving:
             return
-        outcomes = await asyncio.gather(*(s.store.save(fire) for s, fire in saving if s.store), return_exceptions=True)
-        for (source, fire), outcome in zip(saving, outcomes, strict=True):
+        outcomes = await settled([store.save(fire) for _, store, fire in saving])
+        for (source, _, fire), outcome in zip(saving, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 log.warning("could not record the %s fire: %s", rfc3339(fire), outcome, extra=source.labels)
-            elif isinstance(outcome, BaseException):
-                raise outcome
 
     @staticmethod
     async def _publish(items: list[tuple[CalendarSource, datetime, dict[str, Any]]]) -> list[Event | Exception]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import eventbridge.sources as sources_package
 from eventbridge import metrics, tracing
-from eventbridge.bus.base import Bus, Subscription, publish_all
+from eventbridge.bus.base import Bus, Subscription, publish_all, settled
 from eventbridge.events import Event
 from eventbridge.models.base import ArgoModel, References
 from eventbridge.models.eventsource import EventSource
@@ -112,15 +112,10 @@ class _TracedBus:
     async def publish_many(self, events: Sequence[Event]) -> list[bool | Exception]:
         if not tracing.enabled():
             return await publish_all(self._bus, events)
-        outcomes = await asyncio.gather(*(self.publish(event) for event in events), return_exceptions=True)
-        return [outcome if isinstance(outcome, bool | Exception) else _reraise(outcome) for outcome in outcomes]
+        return await settled([self.publish(event) for event in events])
 
     def subscribe(self, group: str, *, from_start: bool = False) -> Subscription:
         return self._bus.subscribe(group, from_start=from_start)
-
-
-def _reraise(outcome: BaseException) -> Exception:
-    raise outcome  # cancellation is not a failed publish
 
 
 def _fingerprint(eventsource: EventSource, spec: Any) -> str:

@@ -78,7 +78,7 @@ class _Row:
     body: str | None = None
 
 
-def _key(obj: Object) -> tuple[str, str, str]:
+def _key(obj: Object) -> Key:
     meta = obj.get("metadata") or {}
     return str(obj.get("kind", "")), str(meta.get("namespace") or "default"), str(meta.get("name", ""))
 
