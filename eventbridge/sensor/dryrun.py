@@ -32,7 +32,7 @@ from typing import Any
 from eventbridge.errors import EventBridgeError, InvalidError, NotFoundError, PermanentError
 from eventbridge.events import Event, parse_time
 from eventbridge.models.sensor import Sensor
-from eventbridge.sensor.engine import match_dependencies, offer, plan_trigger, why_not_listening
+from eventbridge.sensor.engine import DependencyMatcher, offer, plan_trigger, why_not_listening
 from eventbridge.sensor.manager import make_call
 from eventbridge.store.base import Object, WatchEvent
 from eventbridge.triggers import base as trigger_base
@@ -87,10 +87,11 @@ async def dry_run_async(sensor: Sensor, events: list[Event]) -> dict[str, Any]:
     pending: dict[str, dict[str, Event]] = {plan.name: {} for plan in plans}
     dependencies: list[dict[str, Any]] = []
     firings: dict[str, list[dict[str, Any]]] = {plan.name: [] for plan in plans}
+    matcher = DependencyMatcher(sensor)
     for given in events:
         # a dry run is about one sensor: the events are taken as coming from its namespace
         event = dataclasses.replace(given, namespace=sensor.namespace)
-        decisions = {decision.name: decision for decision in match_dependencies(sensor, event)}
+        decisions = {decision.name: decision for decision in matcher.match(event)}
         ignored = why_not_listening(sensor, event)
         for dependency in sensor.spec.dependencies:
             decision = decisions.get(dependency.name)

@@ -28,11 +28,11 @@ from eventbridge.models.sensor import (
     evaluate_conditions,
     parse_conditions,
 )
-from eventbridge.sensor.filters import FilterCheck, filter_dependency
+from eventbridge.sensor.filters import DependencyFilter, FilterCheck
 from eventbridge.triggers._policy import backoff_duration
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # treated as immutable; not frozen: one is built per event and dependency
 class DependencyDecision:
     """One dependency's verdict on one event."""
 
@@ -108,26 +108,33 @@ def plan_trigger(sensor: Sensor, trigger: Trigger) -> TriggerPlan:
     )
 
 
+class DependencyMatcher:
+    """A sensor's dependencies with their filters compiled once (:class:`DependencyFilter`),
+    indexed by the ``(eventSourceName, eventName)`` they listen to."""
+
+    def __init__(self, sensor: Sensor) -> None:
+        self.namespace = sensor.namespace
+        self._listening: dict[tuple[str, str], list[tuple[str, DependencyFilter]]] = {}
+        for dependency in sensor.spec.dependencies:
+            key = (dependency.event_source_name, dependency.event_name)
+            self._listening.setdefault(key, []).append((dependency.name, DependencyFilter(dependency)))
+
+    def match(self, event: Event) -> list[DependencyDecision]:
+        """The verdict of every dependency that listens to this event's source and name, in the
+        sensor's order."""
+        if event.namespace != self.namespace:
+            return []
+        decisions: list[DependencyDecision] = []
+        for name, dependency_filter in self._listening.get((event.source, event.subject), ()):
+            result = dependency_filter.apply(event)
+            kept = result.event or event
+            decisions.append(DependencyDecision(name, result.passed, result.reason, kept, result.checks, result.error))
+        return decisions
+
+
 def match_dependencies(sensor: Sensor, event: Event) -> list[DependencyDecision]:
-    """The verdict of every dependency that listens to this event's source and name."""
-    if event.namespace != sensor.namespace:
-        return []
-    decisions: list[DependencyDecision] = []
-    for dependency in sensor.spec.dependencies:
-        if dependency.event_source_name != event.source or dependency.event_name != event.subject:
-            continue
-        result = filter_dependency(dependency, event)
-        decisions.append(
-            DependencyDecision(
-                name=dependency.name,
-                matched=result.passed,
-                reason=result.reason,
-                event=result.event or event,
-                checks=result.checks,
-                error=result.error,
-            )
-        )
-    return decisions
+    """:meth:`DependencyMatcher.match` for one event (compiles the sensor's filters for this call)."""
+    return DependencyMatcher(sensor).match(event)
 
 
 def why_not_listening(sensor: Sensor, event: Event) -> dict[str, str]:
@@ -172,6 +179,7 @@ def offer(
 
 __all__ = [
     "DependencyDecision",
+    "DependencyMatcher",
     "ResetSchedule",
     "TriggerPlan",
     "match_dependencies",

@@ -26,6 +26,12 @@ Semantics, in Argo's evaluation order ``exprs``, ``data``, ``context``, ``time``
   ``true``; a script error discards the event whatever the operator (as Argo).
 * ``transform`` (``jq`` or Lua ``script``) runs before the filters and replaces the event data;
   a transform error drops the event for that dependency.
+
+A dependency's filters are compiled once (:class:`DependencyFilter`): regular expressions,
+expressions, numbers, booleans and time windows are parsed up front, in a way that keeps Argo's
+per-event errors (a bad value is reported when the evaluation reaches it, as before). Filtering an
+event then does only the per-event work: lookups, comparisons and the reasons. The ``filter_*``
+functions compile and run in one call (for one-off use and tests).
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventbridge.errors import ExprError
@@ -49,7 +56,7 @@ from eventbridge.expr.paths import (
     parse_go_bool,
     parse_go_float,
 )
-from eventbridge.expr.regex import compile_user_regex, found_in
+from eventbridge.expr.regex import UserPattern, compile_user_regex, found_in
 from eventbridge.models.sensor import (
     DataFilter,
     EventContext,
@@ -60,11 +67,6 @@ from eventbridge.models.sensor import (
 )
 from eventbridge.sensor import govaluate
 from eventbridge.sensor.scripting import jq_transform, script_filter, script_transform
-
-#: Compiled once per distinct pattern/expression (a sensor's filters are fixed): the filter chain
-#: must stay cheap per event.
-_regex = compile_user_regex  # RE2 semantics, linear time (cached)
-_expression = functools.lru_cache(maxsize=2048)(govaluate.parse)
 
 
 @dataclass(slots=True)  # not frozen: frozen dataclasses are slow to build, and these are per event
@@ -92,14 +94,64 @@ class FilterResult:
     passed: bool
     reason: str
     error: str | None = None
-    details: tuple[str, ...] = field(default=())
-    checks: tuple[FilterCheck, ...] = field(default=())
-    #: the event after ``transform`` (set by :func:`filter_dependency` when a transform ran)
+    checks: tuple[FilterCheck, ...] = ()
+    #: the event after ``transform`` (set by :class:`DependencyFilter` when a transform ran)
     event: Event | None = None
+
+
+#: Parsed and compiled once per distinct expression (sensors reload, and the ``filter_*`` helpers
+#: compile per call).
+@functools.lru_cache(maxsize=2048)
+def _expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
+    return govaluate.compile_tree(govaluate.parse(text))
+
+
+#: One compiled data or expr filter: ``(passed, reason)`` for the event data; raises _FilterError.
+_Check = Callable[[Any], tuple[bool, str]]
+#: The verdict of one filter kind: ``(passed, reason, error)``.
+_Verdict = tuple[bool, str, str | None]
+
+
+class _FilterError(Exception):
+    """Internal: one filter could not be evaluated (Argo returns an error for it)."""
 
 
 def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _values(values: Sequence[str]) -> str:
+    if len(values) == 1:
+        return repr(values[0])
+    return "any of " + ", ".join(repr(value) for value in values)
+
+
+def _combine(checks: Sequence[_Check], use_or: bool, kind: str, all_passed: str, data: Any) -> _Verdict:
+    """Argo's loop shared by data and expr filters: AND stops at the first failure or error,
+    OR stops at the first pass and collects errors."""
+    reasons: list[str] = []
+    errors: list[str] = []
+    for check in checks:
+        try:
+            passed, reason = check(data)
+        except _FilterError as err:
+            if not use_or:
+                return False, str(err), str(err)
+            errors.append(str(err))
+            continue
+        if use_or:
+            if passed:
+                return True, reason, None
+            if reason:
+                reasons.append(reason)
+        elif not passed:
+            return False, reason, None
+    if not use_or:
+        return True, all_passed, None
+    if errors:
+        message = f"{kind} filter errors [{' / '.join(errors)}]"
+        return False, message, message
+    return False, f"no {kind} filter passed: " + "; ".join(reasons), None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,114 +175,109 @@ def _compare_numbers(comparator: str, event_value: float, filter_value: float) -
     return False
 
 
-class _FilterError(Exception):
-    """Internal: one filter could not be evaluated (Argo returns an error for it)."""
-
-
-def _one_data_filter(index: int, data_filter: DataFilter, data: object) -> tuple[bool, str]:
-    """Evaluate one data filter: ``(passed, reason)``; raises _FilterError on errors."""
-    label = f"data filter {index}: {data_filter.path}"
-    try:
-        found, value = lookup(data, data_filter.path)
-    except ExprError as err:
-        raise _FilterError(f"data filter {index}: {err}") from None
-    if not found:
-        raise _FilterError(f"data filter {index}: path '{data_filter.path}' does not exist")
-    if not data_filter.value:
-        raise _FilterError(f"data filter {index}: no values specified")
-    if data_filter.template:
-        try:
-            value = render_input(data_filter.template, go_string(value))
-        except ExprError as err:
-            raise _FilterError(f"data filter {index}: template: {err}") from None
+def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
+    """One data filter; its values are parsed now and their errors raised when reached."""
+    path, template, kind = data_filter.path, data_filter.template, data_filter.type
+    values = list(data_filter.value or [])
     comparator = data_filter.comparator or ""
-    kind = data_filter.type
-    if kind == "bool":
-        event_bool = go_bool(value)
-        for expected in data_filter.value:
-            parsed = parse_go_bool(expected)
-            if parsed is None:
-                raise _FilterError(f"data filter {index}: {expected!r} is not a bool")
-            if parsed == event_bool:
-                return True, f"{label}: {str(event_bool).lower()} equals {expected!r}"
-        return False, f"{label}: {str(event_bool).lower()} does not equal {_values(data_filter)}"
-    if kind == "number":
-        event_number = go_float(value)
-        shown = go_string(value)
-        for expected in data_filter.value:
-            parsed_number = parse_go_float(expected)
-            if parsed_number is None:
-                raise _FilterError(f"data filter {index}: {expected!r} is not a number")
-            if _compare_numbers(comparator, event_number, parsed_number):
-                return True, f"{label}: {shown} {comparator or '='} {expected}"
-        return False, f"{label}: {shown} is not {comparator or '='} {_values(data_filter)}"
-    if kind == "string":
-        text = go_string(value)
-        for expected in data_filter.value:
-            try:
-                pattern = _regex(expected)
-            except re.error as err:
-                message = f"data filter {index}: invalid regular expression {expected!r}: {err}"
-                raise _FilterError(message) from None
-            matched = found_in(pattern, text)
-            if comparator in ("", "=") and matched:
-                return True, f"{label}: {_short(text)!r} matches {expected!r}"
-            if comparator == "!=" and not matched:
-                return True, f"{label}: {_short(text)!r} does not match {expected!r}"
-        if comparator in ("", "="):
-            return False, f"{label}: {_short(text)!r} does not match {_values(data_filter)}"
-        if comparator == "!=":
-            return False, f"{label}: {_short(text)!r} matches {_values(data_filter)}"
-        return False, f"{label}: comparator {comparator!r} never matches a string"
-    raise _FilterError(f"data filter {index}: unsupported JSON type '{kind}'")
+    shown = comparator or "="
+    label = f"data filter {index}: {path}"
 
-
-def _values(data_filter: DataFilter) -> str:
-    if len(data_filter.value) == 1:
-        return repr(data_filter.value[0])
-    return "any of " + ", ".join(repr(value) for value in data_filter.value)
-
-
-def _combine(
-    count: int,
-    evaluate_one: Callable[[int], tuple[bool, str]],
-    operator: str | None,
-    kind: str,
-) -> FilterResult:
-    """Argo's loop shared by data and expr filters: AND stops at the first failure or error,
-    OR stops at the first pass and collects errors."""
-    use_or = operator == "or"
-    reasons: list[str] = []
-    errors: list[str] = []
-    for index in range(count):
+    def value_of(data: Any) -> Any:
         try:
-            passed, reason = evaluate_one(index)
-        except _FilterError as err:
-            if not use_or:
-                return FilterResult(False, str(err), str(err), tuple(reasons))
-            errors.append(str(err))
-            continue
-        if reason:
-            reasons.append(reason)
-        if use_or and passed:
-            return FilterResult(True, reason, None, tuple(reasons))
-        if not use_or and not passed:
-            return FilterResult(False, reason, None, tuple(reasons))
-    if use_or:
-        if errors:
-            message = f"{kind} filter errors [{' / '.join(errors)}]"
-            return FilterResult(False, message, message, tuple(reasons))
-        return FilterResult(False, f"no {kind} filter passed: " + "; ".join(reasons), None, tuple(reasons))
-    return FilterResult(True, f"all {count} {kind} filters passed", None, tuple(reasons))
+            found, value = lookup(data, path)
+        except ExprError as err:
+            raise _FilterError(f"data filter {index}: {err}") from None
+        if not found:
+            raise _FilterError(f"data filter {index}: path '{path}' does not exist")
+        if not values:
+            raise _FilterError(f"data filter {index}: no values specified")
+        if template:
+            try:
+                value = render_input(template, go_string(value))
+            except ExprError as err:
+                raise _FilterError(f"data filter {index}: template: {err}") from None
+        return value
+
+    if kind == "bool":
+        bools = [(expected, parse_go_bool(expected)) for expected in values]
+
+        def check_bool(data: Any) -> tuple[bool, str]:
+            event_bool = go_bool(value_of(data))
+            for expected, parsed in bools:
+                if parsed is None:
+                    raise _FilterError(f"data filter {index}: {expected!r} is not a bool")
+                if parsed == event_bool:
+                    return True, f"{label}: {str(event_bool).lower()} equals {expected!r}"
+            return False, f"{label}: {str(event_bool).lower()} does not equal {_values(values)}"
+
+        return check_bool
+    if kind == "number":
+        numbers = [(expected, parse_go_float(expected)) for expected in values]
+
+        def check_number(data: Any) -> tuple[bool, str]:
+            value = value_of(data)
+            event_number, text = go_float(value), go_string(value)
+            for expected, parsed in numbers:
+                if parsed is None:
+                    raise _FilterError(f"data filter {index}: {expected!r} is not a number")
+                if _compare_numbers(comparator, event_number, parsed):
+                    return True, f"{label}: {text} {shown} {expected}"
+            return False, f"{label}: {text} is not {shown} {_values(values)}"
+
+        return check_number
+    if kind == "string":
+        patterns: list[tuple[str, UserPattern | None, str]] = []
+        for expected in values:
+            try:
+                patterns.append((expected, compile_user_regex(expected), ""))
+            except re.error as err:
+                problem = f"data filter {index}: invalid regular expression {expected!r}: {err}"
+                patterns.append((expected, None, problem))
+        equal, unequal = comparator in ("", "="), comparator == "!="
+
+        def check_string(data: Any) -> tuple[bool, str]:
+            text = go_string(value_of(data))
+            for expected, pattern, problem in patterns:
+                if pattern is None:
+                    raise _FilterError(problem)
+                matched = found_in(pattern, text)
+                if equal and matched:
+                    return True, f"{label}: {_short(text)!r} matches {expected!r}"
+                if unequal and not matched:
+                    return True, f"{label}: {_short(text)!r} does not match {expected!r}"
+            if equal:
+                return False, f"{label}: {_short(text)!r} does not match {_values(values)}"
+            if unequal:
+                return False, f"{label}: {_short(text)!r} matches {_values(values)}"
+            return False, f"{label}: comparator {comparator!r} never matches a string"
+
+        return check_string
+
+    def check_unsupported(data: Any) -> tuple[bool, str]:
+        value_of(data)
+        raise _FilterError(f"data filter {index}: unsupported JSON type '{kind}'")
+
+    return check_unsupported
+
+
+def _compile_data(filters: list[DataFilter] | None, operator: str | None) -> Callable[[Any], _Verdict]:
+    checks = [_compile_data_filter(index, data_filter) for index, data_filter in enumerate(filters or [])]
+    use_or, all_passed = operator == "or", f"all {len(checks)} data filters passed"
+
+    def data_verdict(data: Any) -> _Verdict:
+        if not checks:
+            return True, "no data filters", None
+        if data is None:
+            return True, "event has no data", None
+        return _combine(checks, use_or, "data", all_passed, data)
+
+    return data_verdict
 
 
 def filter_data(filters: list[DataFilter] | None, operator: str | None, data: object) -> FilterResult:
     """Apply ``data`` filters to decoded event data."""
-    if not filters:
-        return FilterResult(True, "no data filters")
-    if data is None:
-        return FilterResult(True, "event has no data")
-    return _combine(len(filters), lambda index: _one_data_filter(index, filters[index], data), operator, "data")
+    return FilterResult(*_compile_data(filters, operator)(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,35 +285,61 @@ def filter_data(filters: list[DataFilter] | None, operator: str | None, data: ob
 # ---------------------------------------------------------------------------------------------
 
 
-def _one_expr_filter(index: int, expr_filter: ExprFilter, data: object) -> tuple[bool, str]:
-    variables: dict[str, object] = {}
-    for payload_field in expr_filter.fields:
-        try:
-            found, value = lookup(data, payload_field.path)
-        except ExprError as err:
-            raise _FilterError(f"expr filter {index}: {err}") from None
-        if not found:
-            raise _FilterError(f"expr filter {index}: path '{payload_field.path}' does not exist")
-        variables[payload_field.name] = value
-    if not variables:
-        # Argo skips an expression without bound fields; under AND that counts as passing.
-        return True, ""
+def _compile_expr_filter(index: int, expr_filter: ExprFilter) -> _Check:
+    """One govaluate filter; the expression is parsed now, its error raised when reached."""
+    fields = [(payload_field.name, payload_field.path) for payload_field in expr_filter.fields]
+    expr = expr_filter.expr
+    program: Callable[[Mapping[str, Any]], Any] | None = None
+    problem = ""
     try:
-        result = govaluate.evaluate(_expression(expr_filter.expr), variables)
+        program = _expression(expr)
     except ExprError as err:
-        raise _FilterError(f"expr filter {index}: {expr_filter.expr!r}: {err}") from None
-    if result is True:
-        return True, f"expr filter {index}: {expr_filter.expr!r} is true"
-    return False, f"expr filter {index}: {expr_filter.expr!r} is {govaluate.go_text(result)}"
+        problem = f"expr filter {index}: {expr!r}: {err}"
+    is_true = f"expr filter {index}: {expr!r} is true"
+
+    def check_expr(data: Any) -> tuple[bool, str]:
+        if not fields:
+            return True, ""  # Argo skips an expression without bound fields; under AND that passes
+        variables: dict[str, object] = {}
+        for name, path in fields:
+            try:
+                found, value = lookup(data, path)
+            except ExprError as err:
+                raise _FilterError(f"expr filter {index}: {err}") from None
+            if not found:
+                raise _FilterError(f"expr filter {index}: path '{path}' does not exist")
+            variables[name] = value
+        if program is None:
+            raise _FilterError(problem)
+        try:
+            result = program(variables)
+        except ExprError as err:
+            raise _FilterError(f"expr filter {index}: {expr!r}: {err}") from None
+        if result is True:
+            return True, is_true
+        return False, f"expr filter {index}: {expr!r} is {govaluate.go_text(result)}"
+
+    return check_expr
+
+
+def _compile_exprs(filters: list[ExprFilter] | None, operator: str | None) -> Callable[[Any], _Verdict]:
+    configured = filters is not None
+    checks = [_compile_expr_filter(index, expr_filter) for index, expr_filter in enumerate(filters or [])]
+    use_or, all_passed = operator == "or", f"all {len(checks)} expr filters passed"
+
+    def exprs_verdict(data: Any) -> _Verdict:
+        if not configured:
+            return True, "no expr filters", None
+        if data is None:
+            return True, "event has no data", None
+        return _combine(checks, use_or, "expr", all_passed, data)
+
+    return exprs_verdict
 
 
 def filter_exprs(filters: list[ExprFilter] | None, operator: str | None, data: object) -> FilterResult:
     """Apply ``exprs`` filters (govaluate) to decoded event data."""
-    if filters is None:
-        return FilterResult(True, "no expr filters")
-    if data is None:
-        return FilterResult(True, "event has no data")
-    return _combine(len(filters), lambda index: _one_expr_filter(index, filters[index], data), operator, "expr")
+    return FilterResult(*_compile_exprs(filters, operator)(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,16 +347,27 @@ def filter_exprs(filters: list[ExprFilter] | None, operator: str | None, data: o
 # ---------------------------------------------------------------------------------------------
 
 
+def _compile_context(expected: EventContext | None) -> Callable[[Event], _Verdict]:
+    wanted = [] if expected is None else [
+        (key, value) for key in ("type", "subject", "source", "datacontenttype") if (value := getattr(expected, key))
+    ]  # fmt: skip
+    configured = expected is not None
+
+    def context_verdict(event: Event) -> _Verdict:
+        if not configured:
+            return True, "no context filter", None
+        for key, value in wanted:
+            actual = getattr(event, key)
+            if value != actual:
+                return False, f"context filter: {key} is {actual!r}, not {value!r}", None
+        return True, "context filter matched", None
+
+    return context_verdict
+
+
 def filter_context(expected: EventContext | None, event: Event) -> FilterResult:
     """Every non-empty ``type``, ``subject``, ``source``, ``datacontenttype`` must match exactly."""
-    if expected is None:
-        return FilterResult(True, "no context filter")
-    for key in ("type", "subject", "source", "datacontenttype"):
-        wanted = getattr(expected, key)
-        actual = getattr(event, key)
-        if wanted and wanted != actual:
-            return FilterResult(False, f"context filter: {key} is {actual!r}, not {wanted!r}")
-    return FilterResult(True, "context filter matched")
+    return FilterResult(*_compile_context(expected)(event))
 
 
 _TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})")
@@ -299,31 +383,56 @@ def _time_of_day(text: str, which: str) -> time:
     return time(hour, minute, second)
 
 
-def _check_time(time_filter: TimeFilter, moment: datetime) -> FilterResult:
+def _compile_time(time_filter: TimeFilter | None) -> Callable[[datetime], _Verdict]:
+    if time_filter is None:
+        return lambda _moment: (True, "no time filter", None)
     try:
-        zone = ZoneInfo(time_filter.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _FilterError(f"time filter: invalid timezone '{time_filter.timezone}'") from None
-    local = moment.astimezone(zone)
-    start = datetime.combine(local.date(), _time_of_day(time_filter.start, "start"), zone)
-    stop = datetime.combine(local.date(), _time_of_day(time_filter.stop, "stop"), zone)
-    # [start, stop) of that day; when stop <= start the window wraps past midnight.
-    inside = start <= local < stop if start < stop else (local >= start or local < stop)
-    shown = local.strftime("%H:%M:%S")
+        try:
+            zone = ZoneInfo(time_filter.timezone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _FilterError(f"time filter: invalid timezone '{time_filter.timezone}'") from None
+        start_time = _time_of_day(time_filter.start, "start")
+        stop_time = _time_of_day(time_filter.stop, "stop")
+    except _FilterError as err:
+        problem = str(err)
+        return lambda _moment: (False, problem, problem)
     window = f"[{time_filter.start}, {time_filter.stop})"
-    if inside:
-        return FilterResult(True, f"time filter: {shown} is within {window}")
-    return FilterResult(False, f"time filter: {shown} is outside {window}")
+
+    def time_verdict(moment: datetime) -> _Verdict:
+        local = moment.astimezone(zone)
+        start = datetime.combine(local.date(), start_time, zone)
+        stop = datetime.combine(local.date(), stop_time, zone)
+        # [start, stop) of that day; when stop <= start the window wraps past midnight.
+        inside = start <= local < stop if start < stop else (local >= start or local < stop)
+        shown = local.strftime("%H:%M:%S")
+        if inside:
+            return True, f"time filter: {shown} is within {window}", None
+        return False, f"time filter: {shown} is outside {window}", None
+
+    return time_verdict
 
 
 def filter_time(time_filter: TimeFilter | None, moment: datetime) -> FilterResult:
     """The event time lies in ``[start, stop)`` of the event's day in ``timezone``."""
-    if time_filter is None:
-        return FilterResult(True, "no time filter")
+    return FilterResult(*_compile_time(time_filter)(moment))
+
+
+def _script_verdict(script: str, data: object) -> _Verdict:
     try:
-        return _check_time(time_filter, moment)
-    except _FilterError as err:
-        return FilterResult(False, str(err), str(err))
+        passed = script_filter(script, data)
+    except ExprError as err:
+        message = f"script filter: {err}"
+        return False, message, message
+    if passed:
+        return True, "script filter returned true", None
+    return False, "script filter did not return true", None
+
+
+def filter_script(script: str | None, data: object) -> FilterResult:
+    """Argo's Lua ``script`` filter (sandboxed, :mod:`.scripting`): passes when it returns ``true``."""
+    if not script:
+        return FilterResult(True, "no script filter")
+    return FilterResult(*_script_verdict(script, data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,57 +440,54 @@ def filter_time(time_filter: TimeFilter | None, moment: datetime) -> FilterResul
 # ---------------------------------------------------------------------------------------------
 
 
-def filter_script(script: str | None, data: object) -> FilterResult:
-    """Argo's Lua ``script`` filter (sandboxed, :mod:`.scripting`): passes when it returns ``true``."""
-    if not script:
-        return FilterResult(True, "no script filter")
-    try:
-        passed = script_filter(script, data)
-    except ExprError as err:
-        message = f"script filter: {err}"
-        return FilterResult(False, message, message)
-    if passed:
-        return FilterResult(True, "script filter returned true")
-    return FilterResult(False, "script filter did not return true")
+def _compile_filters(filters: EventDependencyFilter | None, operator: str | None) -> Callable[[Event], FilterResult]:
+    """Every configured filter kind, combined with ``filtersLogicalOperator``."""
+    if filters is None:
+        return lambda _event: FilterResult(True, "no filters")
+    use_or = operator == "or"
+    # Every configured kind is evaluated (as Argo does), in Argo's order; unconfigured ones pass.
+    kinds: list[tuple[str, Callable[[Event], _Verdict]]] = []
+    if filters.exprs is not None:
+        exprs = _compile_exprs(filters.exprs, filters.expr_logical_operator)
+        kinds.append(("exprs", lambda event: exprs(event.data)))
+    if filters.data is not None:
+        data = _compile_data(filters.data, filters.data_logical_operator)
+        kinds.append(("data", lambda event: data(event.data)))
+    if filters.context is not None:
+        kinds.append(("context", _compile_context(filters.context)))
+    if filters.time is not None:
+        moment = _compile_time(filters.time)
+        kinds.append(("time", lambda event: moment(event.time)))
+    script = filters.script
+
+    def filter_one(event: Event) -> FilterResult:
+        checks = [FilterCheck(kind, *verdict(event)) for kind, verdict in kinds]
+        if script:
+            passed, reason, error = _script_verdict(script, event.data)
+            checks.append(FilterCheck("script", passed, reason, error))
+            if error:  # Argo returns a script error at once, whatever the operator
+                return FilterResult(False, reason, error, tuple(checks))
+        if not use_or:
+            for check in checks:
+                if check.error or not check.passed:
+                    return FilterResult(False, check.reason, check.error, tuple(checks))
+            return FilterResult(True, "; ".join(check.reason for check in checks) or "no filters", None, tuple(checks))
+        errors = [check.error for check in checks if check.error]
+        if errors:
+            message = " / ".join(errors)
+            return FilterResult(False, f"discarded due to filtering error: {message}", message, tuple(checks))
+        for check in checks:
+            if check.passed:
+                return FilterResult(True, check.reason, None, tuple(checks))
+        return FilterResult(False, "no filter passed: " + "; ".join(check.reason for check in checks), None,
+                            tuple(checks))  # fmt: skip
+
+    return filter_one
 
 
 def filter_event(filters: EventDependencyFilter | None, operator: str | None, event: Event) -> FilterResult:
     """Apply every configured filter kind and combine them with ``filtersLogicalOperator``."""
-    if filters is None:
-        return FilterResult(True, "no filters")
-    use_or = operator == "or"
-    # Every configured kind is evaluated (as Argo does), in Argo's order; unconfigured ones pass.
-    results: list[tuple[str, FilterResult]] = []
-    if filters.exprs is not None:
-        results.append(("exprs", filter_exprs(filters.exprs, filters.expr_logical_operator, event.data)))
-    if filters.data is not None:
-        results.append(("data", filter_data(filters.data, filters.data_logical_operator, event.data)))
-    if filters.context is not None:
-        results.append(("context", filter_context(filters.context, event)))
-    if filters.time is not None:
-        results.append(("time", filter_time(filters.time, event.time)))
-    if filters.script:
-        script_result = filter_script(filters.script, event.data)
-        results.append(("script", script_result))
-        if script_result.error:
-            # Argo returns a script error at once, whatever the operator
-            checks = tuple(FilterCheck(kind, r.passed, r.reason, r.error) for kind, r in results)
-            return FilterResult(False, script_result.reason, script_result.error, (), checks)
-    checks = tuple(FilterCheck(kind, result.passed, result.reason, result.error) for kind, result in results)
-    errors = [result.error for _, result in results if result.error]
-    details = tuple(result.reason for _, result in results)
-    if not use_or:
-        for _, result in results:
-            if result.error or not result.passed:
-                return FilterResult(False, result.reason, result.error, details, checks)
-        return FilterResult(True, "; ".join(details) or "no filters", None, details, checks)
-    configured_passes = [result for _, result in results if result.passed]
-    if errors:
-        message = " / ".join(errors)
-        return FilterResult(False, f"discarded due to filtering error: {message}", message, details, checks)
-    if configured_passes:
-        return FilterResult(True, configured_passes[0].reason, None, details, checks)
-    return FilterResult(False, "no filter passed: " + "; ".join(details), None, details, checks)
+    return _compile_filters(filters, operator)(event)
 
 
 def transform_event(dependency: EventDependency, event: Event) -> Event:
@@ -396,23 +502,38 @@ def transform_event(dependency: EventDependency, event: Event) -> Event:
     return dataclasses.replace(event, data=data, datacontenttype="application/json")
 
 
-def filter_dependency(dependency: EventDependency, event: Event) -> FilterResult:
-    """Transform then filter, as Argo processes a dependency. ``result.event`` is the event the
-    dependency keeps (transformed); a transform error drops the event."""
-    try:
-        transformed = transform_event(dependency, event)
-    except ExprError as err:
-        message = f"transform: {err}"
-        check = FilterCheck("transform", False, message, message)
-        return FilterResult(False, message, message, (), (check,))
-    result = filter_event(dependency.filters, dependency.filters_logical_operator, transformed)
-    if transformed is not event:
+class DependencyFilter:
+    """A dependency's transform and filters, compiled once; :meth:`apply` runs them on an event
+    as Argo processes a dependency."""
+
+    def __init__(self, dependency: EventDependency) -> None:
+        self.dependency = dependency
+        transform = dependency.transform
+        self._transforms = transform is not None and bool(transform.jq or transform.script)
+        self._filter = _compile_filters(dependency.filters, dependency.filters_logical_operator)
+
+    def apply(self, event: Event) -> FilterResult:
+        """Transform then filter. ``result.event`` is the event the dependency keeps (transformed);
+        a transform error drops the event."""
+        if not self._transforms:
+            return self._filter(event)
+        try:
+            transformed = transform_event(self.dependency, event)
+        except ExprError as err:
+            message = f"transform: {err}"
+            return FilterResult(False, message, message, (FilterCheck("transform", False, message, message),))
+        result = self._filter(transformed)
         check = FilterCheck("transform", True, "transformed the event data")
-        result = dataclasses.replace(result, checks=(check, *result.checks), event=transformed)
-    return result
+        return dataclasses.replace(result, checks=(check, *result.checks), event=transformed)
+
+
+def filter_dependency(dependency: EventDependency, event: Event) -> FilterResult:
+    """Transform then filter one event (compiles the dependency's filters for this one call)."""
+    return DependencyFilter(dependency).apply(event)
 
 
 __all__ = [
+    "DependencyFilter",
     "FilterCheck",
     "FilterResult",
     "filter_context",

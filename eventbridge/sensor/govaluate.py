@@ -2,7 +2,8 @@
 
 Argo Events evaluates ``filters.exprs[].expr`` with Knetic/govaluate over variables bound by
 ``fields``. This module implements that language with a tokenizer, a precedence-climbing parser
-and a tree-walking evaluator. Nothing is ever passed to Python's ``eval``.
+and an evaluator that compiles the
+tree once into nested closures. Nothing is ever passed to Python's ``eval``.
 
 Supported (govaluate's semantics):
 
@@ -23,8 +24,9 @@ Every problem raises :class:`eventbridge.errors.ExprError` with the column.
 from __future__ import annotations
 
 import math
+import operator as operator_module
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -355,107 +357,168 @@ def _int64(value: float) -> int:
     return _wrap64(int(value))
 
 
+#: A compiled (sub)expression: a function of the normalized variables.
+_Compiled = Callable[[Mapping[str, Any]], Any]
+
+
+def compile_tree(node: Node) -> Callable[[Mapping[str, Any]], Any]:
+    """Compile a parsed tree once into a function of the variables (normalized on each call).
+
+    The tree becomes nested closures, so evaluating skips the per-node dispatch; values, the
+    order of evaluation and every error are the language's as described above."""
+    run = _compile(node)
+
+    def program(variables: Mapping[str, Any]) -> Any:
+        return run({name: normalize(value) for name, value in variables.items()})
+
+    return program
+
+
 def evaluate(node: Node, variables: Mapping[str, Any]) -> Any:
     """Evaluate a parsed tree over ``variables`` (normalized first); raises ExprError."""
-    return _Evaluator({name: normalize(value) for name, value in variables.items()}).run(node)
+    return compile_tree(node)(variables)
 
 
-class _Evaluator:
-    def __init__(self, variables: dict[str, Any]) -> None:
-        self.variables = variables
+def _compile(node: Node) -> _Compiled:
+    if node.op == "lit":
+        value = node.value
+        return lambda _variables: value
+    if node.op == "var":
+        return _compile_variable(str(node.value), node.column)
+    if node.op == "array":
+        items = tuple(_compile(child) for child in node.children)
+        return lambda variables: [item(variables) for item in items]
+    if node.op == "unary":
+        return _compile_unary(node)
+    if node.op == "ternary":
+        return _compile_ternary(node)
+    return _compile_binary(node)
 
-    def run(self, node: Node) -> Any:
-        if node.op == "lit":
-            return node.value
-        if node.op == "var":
-            return self.variable(node)
-        if node.op == "array":
-            return [self.run(child) for child in node.children]
-        if node.op == "unary":
-            return self.unary(node)
-        if node.op == "ternary":
-            condition = self.run(node.children[0])
-            if not isinstance(condition, bool):
-                shown = go_text(condition)
-                raise ExprError(f"value {shown!r} before '?' at column {node.column} is not a bool")
-            return self.run(node.children[1] if condition else node.children[2])
-        return self.binary(node)
 
-    def variable(self, node: Node) -> Any:
-        name: str = node.value
-        if name in self.variables:
-            return self.variables[name]
-        head, _, rest = name.partition(".")
-        if rest and head in self.variables:
-            value = self.variables[head]
-            for part in rest.split("."):
+def _compile_variable(name: str, column: int) -> _Compiled:
+    head, _, rest = name.partition(".")
+    parts = rest.split(".") if rest else []
+
+    def variable(variables: Mapping[str, Any]) -> Any:
+        if name in variables:
+            return variables[name]
+        if rest and head in variables:
+            value = variables[head]
+            for part in parts:
                 if isinstance(value, dict) and part in value:
                     value = value[part]
                 else:
-                    raise ExprError(f"no field {part!r} in {head!r} (column {node.column})")
+                    raise ExprError(f"no field {part!r} in {head!r} (column {column})")
             return value
-        raise ExprError(f"no parameter {name!r} found (column {node.column})")
+        raise ExprError(f"no parameter {name!r} found (column {column})")
 
-    def unary(self, node: Node) -> Any:
-        operand = self.run(node.children[0])
-        if node.value == "!":
-            if not isinstance(operand, bool):
-                raise ExprError(f"'!' at column {node.column} needs a bool, got {go_text(operand)!r}")
-            return not operand
-        if not isinstance(operand, float):
-            shown = go_text(operand)
-            raise ExprError(f"{node.value!r} at column {node.column} needs a number, got {shown!r}")
-        return -operand if node.value == "-" else float(~_int64(operand))
+    return variable
 
-    def binary(self, node: Node) -> Any:
-        operator: str = node.value
-        left = self.run(node.children[0])
-        if operator in ("&&", "||"):
-            if not isinstance(left, bool):
-                raise ExprError(f"{operator!r} at column {node.column} needs bools, got {go_text(left)!r}")
-            if (operator == "&&" and not left) or (operator == "||" and left):
-                return left
-            right = self.run(node.children[1])
-            if not isinstance(right, bool):
-                raise ExprError(f"{operator!r} at column {node.column} needs bools, got {go_text(right)!r}")
-            return right
-        if operator == "??":
-            return left if left is not None else self.run(node.children[1])
-        right = self.run(node.children[1])
-        if operator == "==":
-            return deep_equal(left, right)
-        if operator == "!=":
-            return not deep_equal(left, right)
-        if operator == "in":
+
+def _compile_ternary(node: Node) -> _Compiled:
+    condition, when_true, when_false = (_compile(child) for child in node.children)
+    column = node.column
+
+    def ternary(variables: Mapping[str, Any]) -> Any:
+        chosen = condition(variables)
+        if not isinstance(chosen, bool):
+            raise ExprError(f"value {go_text(chosen)!r} before '?' at column {column} is not a bool")
+        return when_true(variables) if chosen else when_false(variables)
+
+    return ternary
+
+
+def _compile_unary(node: Node) -> _Compiled:
+    operand = _compile(node.children[0])
+    operator, column = str(node.value), node.column
+    if operator == "!":
+
+        def negation(variables: Mapping[str, Any]) -> Any:
+            value = operand(variables)
+            if not isinstance(value, bool):
+                raise ExprError(f"'!' at column {column} needs a bool, got {go_text(value)!r}")
+            return not value
+
+        return negation
+
+    def numeric(variables: Mapping[str, Any]) -> Any:
+        value = operand(variables)
+        if not isinstance(value, float):
+            raise ExprError(f"{operator!r} at column {column} needs a number, got {go_text(value)!r}")
+        return -value if operator == "-" else float(~_int64(value))
+
+    return numeric
+
+
+def _compile_binary(node: Node) -> _Compiled:
+    operator, column = str(node.value), node.column
+    left, right = _compile(node.children[0]), _compile(node.children[1])
+    if operator in ("&&", "||"):
+        stops_on = operator == "||"  # && stops at the first false, || at the first true
+
+        def logical(variables: Mapping[str, Any]) -> Any:
+            value = left(variables)
+            if not isinstance(value, bool):
+                raise ExprError(f"{operator!r} at column {column} needs bools, got {go_text(value)!r}")
+            if value is stops_on:
+                return value
+            other = right(variables)
+            if not isinstance(other, bool):
+                raise ExprError(f"{operator!r} at column {column} needs bools, got {go_text(other)!r}")
+            return other
+
+        return logical
+    if operator == "??":
+        return lambda variables: value if (value := left(variables)) is not None else right(variables)
+    operation = _operation(operator, column)
+    return lambda variables: operation(left(variables), right(variables))
+
+
+def _operation(operator: str, column: int) -> Callable[[Any, Any], Any]:
+    """The function of two evaluated operands that ``operator`` applies."""
+    if operator == "==":
+        return deep_equal
+    if operator == "!=":
+        return lambda left, right: not deep_equal(left, right)
+    if operator == "in":
+
+        def contained(left: Any, right: Any) -> bool:
             if not isinstance(right, list):
-                raise ExprError(f"'in' at column {node.column} needs an array on the right, e.g. (1, 2)")
+                raise ExprError(f"'in' at column {column} needs an array on the right, e.g. (1, 2)")
             return any(deep_equal(left, item) for item in right)
-        if operator in ("=~", "!~"):
+
+        return contained
+    if operator in ("=~", "!~"):
+        wanted = operator == "=~"
+
+        def matches(left: Any, right: Any) -> bool:
             if not isinstance(left, str) or not isinstance(right, str):
-                raise ExprError(f"{operator!r} at column {node.column} needs two strings")
+                raise ExprError(f"{operator!r} at column {column} needs two strings")
             if len(right) > MAX_REGEX:
                 raise ExprError(f"regular expression longer than {MAX_REGEX} characters")
             try:
                 found = found_in(compile_user_regex(right), left)  # RE2: linear time
             except re.error as err:
                 raise ExprError(f"invalid regular expression {right!r}: {err}") from None
-            return found if operator == "=~" else not found
-        if operator in (">", ">=", "<", "<="):
+            return found == wanted
+
+        return matches
+    if operator in _ORDERINGS:
+        compare = _ORDERINGS[operator]
+
+        def ordering(left: Any, right: Any) -> bool:
             both_numbers = isinstance(left, float) and isinstance(right, float)
             both_strings = isinstance(left, str) and isinstance(right, str)
             if not (both_numbers or both_strings):
                 raise ExprError(
-                    f"{operator!r} at column {node.column} compares {go_text(left)!r} with "
-                    f"{go_text(right)!r}:"
+                    f"{operator!r} at column {column} compares {go_text(left)!r} with {go_text(right)!r}:"
                     " both must be numbers or both strings"
                 )
-            if operator == ">":
-                return bool(left > right)
-            if operator == ">=":
-                return bool(left >= right)
-            if operator == "<":
-                return bool(left < right)
-            return bool(left <= right)
+            return bool(compare(left, right))
+
+        return ordering
+
+    def arithmetic(left: Any, right: Any) -> Any:
         if operator == "+" and (isinstance(left, str) or isinstance(right, str)):
             joined = go_text(left) + go_text(right)
             if len(joined) > MAX_STRING:
@@ -463,9 +526,19 @@ class _Evaluator:
             return joined
         if not isinstance(left, float) or not isinstance(right, float):
             raise ExprError(
-                f"{operator!r} at column {node.column} needs numbers, got {go_text(left)!r} and {go_text(right)!r}"
+                f"{operator!r} at column {column} needs numbers, got {go_text(left)!r} and {go_text(right)!r}"
             )
         return _arithmetic(operator, left, right)
+
+    return arithmetic
+
+
+_ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {
+    ">": operator_module.gt,
+    ">=": operator_module.ge,
+    "<": operator_module.lt,
+    "<=": operator_module.le,
+}
 
 
 def _arithmetic(operator: str, left: float, right: float) -> float:

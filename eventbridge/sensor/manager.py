@@ -64,7 +64,7 @@ from eventbridge.errors import EventBridgeError, InvalidError, PermanentError, T
 from eventbridge.events import Event, format_time
 from eventbridge.models.base import References
 from eventbridge.models.sensor import Sensor, Trigger, TriggerParameter, TriggerTemplate, evaluate_conditions
-from eventbridge.sensor.engine import ResetSchedule, TriggerPlan, match_dependencies, offer, plan_trigger
+from eventbridge.sensor.engine import DependencyMatcher, ResetSchedule, TriggerPlan, offer, plan_trigger
 from eventbridge.sensor.params import apply_params, construct_payload, resolve_param_value
 from eventbridge.sensor.retry import RateLimiter, RetryPlan
 from eventbridge.sensor.state import PendingStore
@@ -258,6 +258,7 @@ class _SensorRunner:
         self.sensor = sensor
         self.key = f"{sensor.namespace}/{sensor.name}"
         self.fingerprint = fingerprint(sensor)
+        self._matcher = DependencyMatcher(sensor)
         self._bus = bus
         self._services = services
         self._on_record = on_record
@@ -608,7 +609,7 @@ class _SensorRunner:
         firings: list[_Firing | _Forward] = []
         self._hold(delivery)
         try:
-            decisions = match_dependencies(self.sensor, event)
+            decisions = self._matcher.match(event)
             if not decisions:
                 return None, firings
             passed: dict[str, Event] = {}
