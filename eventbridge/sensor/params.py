@@ -29,7 +29,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventbridge.errors import ExprError, PermanentError
 from eventbridge.events import Event
@@ -44,8 +44,7 @@ STRING_TYPE = "String"
 JSON_CONTENT_TYPES = ("application/json", "application/yaml", "text/yaml", "application/x-yaml")
 
 
-@dataclass(frozen=True, slots=True)
-class ParamValue:
+class ParamValue(NamedTuple):  # immutable and cheap to build (one or more per firing)
     """A resolved value: its text and gjson type (``String`` unless it came from a key)."""
 
     text: str
@@ -143,17 +142,19 @@ def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, Event]
 @dataclass(frozen=True, slots=True)
 class _Part:
     key: str
-    forced_key: bool  # ``:7`` -> object key "7", never an array index
+    #: the array index this part names (``-1``: append), None for an object key only; ``:7``
+    #: forces the object key "7"
+    index: int | None
 
-    @property
-    def index(self) -> int | None:
-        if self.forced_key:
-            return None
-        if self.key == "-1":
-            return -1
-        if self.key.isascii() and self.key.isdigit():  # "²".isdigit() is true, but int() refuses it
-            return int(self.key)
-        return None
+
+def _part(key: str, forced_key: bool) -> _Part:
+    if forced_key:
+        return _Part(key, None)
+    if key == "-1":
+        return _Part(key, -1)
+    if key.isascii() and key.isdigit():  # "²".isdigit() is true, but int() refuses it
+        return _Part(key, int(key))
+    return _Part(key, None)
 
 
 #: How far past the end of an array ``set_path`` pads with nulls (sjson pads without a bound; a
@@ -181,12 +182,12 @@ def split_path(path: str) -> tuple[_Part, ...]:
         if char == ":" and not current and not forced:
             forced = True
         elif char == ".":
-            parts.append(_Part("".join(current), forced))
+            parts.append(_part("".join(current), forced))
             current, forced = [], False
         else:
             current.append(char)
         position += 1
-    parts.append(_Part("".join(current), forced))
+    parts.append(_part("".join(current), forced))
     return tuple(parts)
 
 
@@ -208,6 +209,9 @@ def get_path(document: Any, path: str) -> tuple[bool, Any]:
     return True, node
 
 
+_CONTAINERS = (dict, list)
+
+
 def _fresh_container(following: _Part) -> list[Any] | dict[str, Any]:
     """The container a missing path part becomes: an array when the next part is an index."""
     return [] if following.index is not None else {}
@@ -220,17 +224,18 @@ def set_path(document: Any, path: str, value: Any) -> Any:
     otherwise an object. Setting past the end of an array pads it with ``null``.
     """
     parts = split_path(path)
-    if not isinstance(document, dict | list):
+    if not isinstance(document, _CONTAINERS):
         raise PermanentError(f"cannot set {path!r}: the document is not an object or an array")
     node: Any = document
+    final = len(parts) - 1
     for position, part in enumerate(parts):
-        last = position == len(parts) - 1
+        last = position == final
         if isinstance(node, dict):
             if last:
                 node[part.key] = value
                 return document
             child = node.get(part.key)
-            if not isinstance(child, dict | list):
+            if not isinstance(child, _CONTAINERS):
                 child = node[part.key] = _fresh_container(parts[position + 1])
             node = child
             continue
@@ -250,7 +255,7 @@ def set_path(document: Any, path: str, value: Any) -> Any:
         if last:
             node[index] = value
             return document
-        if not isinstance(node[index], dict | list):
+        if not isinstance(node[index], _CONTAINERS):
             node[index] = _fresh_container(parts[position + 1])
         node = node[index]
     return document

@@ -110,3 +110,16 @@ async def test_a_store_written_before_the_uid_columns_is_upgraded(tmp_path: Path
         assert updated["metadata"]["uid"] == "u-1"
         assert updated["metadata"]["creationTimestamp"] == "2026-01-01T00:00:00Z"
         assert updated["metadata"]["resourceVersion"] == "8"
+
+
+async def test_created_objects_get_distinct_version_4_uids(tmp_path: Path) -> None:
+    """uids are RFC 4122 version 4 (random) UUIDs in their canonical text form, one per object."""
+    import uuid
+
+    async with SqliteStore(tmp_path / "s.db") as store:
+        created = await asyncio.gather(*(store.create(wf(f"u{i}")) for i in range(300)))
+    uids = [obj["metadata"]["uid"] for obj in created]  # type: ignore[index]
+    assert len(set(uids)) == 300
+    for uid in uids:
+        parsed = uuid.UUID(uid)
+        assert str(parsed) == uid and parsed.version == 4 and parsed.variant == uuid.RFC_4122
