@@ -169,6 +169,8 @@ def go_string(value: Any) -> str:
 
 def value_text(value: Any) -> str:
     """Argo's ``getValueByKey`` text: objects/arrays as compact JSON, ``null`` as ``null``."""
+    if type(value) is str:  # the common case, before the general dispatch
+        return value
     kind = go_type(value)
     if kind == "Null":
         return "null"

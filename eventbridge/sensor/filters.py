@@ -106,8 +106,9 @@ def _expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
     return govaluate.compile_tree(govaluate.parse(text))
 
 
-#: One compiled data or expr filter: ``(passed, reason)`` for the event data; raises _FilterError.
-_Check = Callable[[Any], tuple[bool, str]]
+#: One compiled data or expr filter: ``(passed, reason)`` for the event data, ``explain``: describe
+#: a pass too (under AND a pass's reason is never shown, so it is not built); raises _FilterError.
+_Check = Callable[[Any, bool], tuple[bool, str]]
 #: The verdict of one filter kind: ``(passed, reason, error)``.
 _Verdict = tuple[bool, str, str | None]
 
@@ -133,7 +134,7 @@ def _combine(checks: Sequence[_Check], use_or: bool, kind: str, all_passed: str,
     errors: list[str] = []
     for check in checks:
         try:
-            passed, reason = check(data)
+            passed, reason = check(data, use_or)
         except _FilterError as err:
             if not use_or:
                 return False, str(err), str(err)
@@ -202,27 +203,27 @@ def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
     if kind == "bool":
         bools = [(expected, parse_go_bool(expected)) for expected in values]
 
-        def check_bool(data: Any) -> tuple[bool, str]:
+        def check_bool(data: Any, explain: bool) -> tuple[bool, str]:
             event_bool = go_bool(value_of(data))
             for expected, parsed in bools:
                 if parsed is None:
                     raise _FilterError(f"data filter {index}: {expected!r} is not a bool")
                 if parsed == event_bool:
-                    return True, f"{label}: {str(event_bool).lower()} equals {expected!r}"
+                    return True, f"{label}: {str(event_bool).lower()} equals {expected!r}" if explain else ""
             return False, f"{label}: {str(event_bool).lower()} does not equal {_values(values)}"
 
         return check_bool
     if kind == "number":
         numbers = [(expected, parse_go_float(expected)) for expected in values]
 
-        def check_number(data: Any) -> tuple[bool, str]:
+        def check_number(data: Any, explain: bool) -> tuple[bool, str]:
             value = value_of(data)
             event_number, text = go_float(value), go_string(value)
             for expected, parsed in numbers:
                 if parsed is None:
                     raise _FilterError(f"data filter {index}: {expected!r} is not a number")
                 if _compare_numbers(comparator, event_number, parsed):
-                    return True, f"{label}: {text} {shown} {expected}"
+                    return True, f"{label}: {text} {shown} {expected}" if explain else ""
             return False, f"{label}: {text} is not {shown} {_values(values)}"
 
         return check_number
@@ -236,16 +237,16 @@ def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
                 patterns.append((expected, None, problem))
         equal, unequal = comparator in ("", "="), comparator == "!="
 
-        def check_string(data: Any) -> tuple[bool, str]:
+        def check_string(data: Any, explain: bool) -> tuple[bool, str]:
             text = go_string(value_of(data))
             for expected, pattern, problem in patterns:
                 if pattern is None:
                     raise _FilterError(problem)
                 matched = found_in(pattern, text)
                 if equal and matched:
-                    return True, f"{label}: {_short(text)!r} matches {expected!r}"
+                    return True, f"{label}: {_short(text)!r} matches {expected!r}" if explain else ""
                 if unequal and not matched:
-                    return True, f"{label}: {_short(text)!r} does not match {expected!r}"
+                    return True, f"{label}: {_short(text)!r} does not match {expected!r}" if explain else ""
             if equal:
                 return False, f"{label}: {_short(text)!r} does not match {_values(values)}"
             if unequal:
@@ -254,7 +255,7 @@ def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
 
         return check_string
 
-    def check_unsupported(data: Any) -> tuple[bool, str]:
+    def check_unsupported(data: Any, explain: bool) -> tuple[bool, str]:
         value_of(data)
         raise _FilterError(f"data filter {index}: unsupported JSON type '{kind}'")
 
@@ -297,7 +298,7 @@ def _compile_expr_filter(index: int, expr_filter: ExprFilter) -> _Check:
         problem = f"expr filter {index}: {expr!r}: {err}"
     is_true = f"expr filter {index}: {expr!r} is true"
 
-    def check_expr(data: Any) -> tuple[bool, str]:
+    def check_expr(data: Any, explain: bool) -> tuple[bool, str]:
         if not fields:
             return True, ""  # Argo skips an expression without bound fields; under AND that passes
         variables: dict[str, object] = {}
@@ -471,7 +472,9 @@ def _compile_filters(filters: EventDependencyFilter | None, operator: str | None
             for check in checks:
                 if check.error or not check.passed:
                     return FilterResult(False, check.reason, check.error, tuple(checks))
-            return FilterResult(True, "; ".join(check.reason for check in checks) or "no filters", None, tuple(checks))
+            return FilterResult(
+                True, "; ".join([check.reason for check in checks]) or "no filters", None, tuple(checks)
+            )
         errors = [check.error for check in checks if check.error]
         if errors:
             message = " / ".join(errors)
