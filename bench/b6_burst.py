@@ -33,6 +33,8 @@ NAMESPACE = "bench"
 TRIGGER_DELAY = 0.05
 #: The backlog bound of the candidate's bus: a fifth of the full burst, so the bound is met.
 BACKLOG_BOUND = 10_000
+#: How long after a drain the memory figure waits for the runtime's janitor (it looks every second).
+RELEASE_WAIT = 5.0
 
 
 def sensor_manifest(url: str) -> dict[str, Any]:
@@ -62,6 +64,7 @@ class B6:
 
     async def run(self, variant: str, params: dict[str, Any]) -> dict[str, Any]:
         from eventbridge.bus.sqlite import SqliteBus
+        from eventbridge.heap import Janitor, settle_after_start, unsettle
         from eventbridge.models.eventsource import EventSource
         from eventbridge.models.sensor import Sensor
         from eventbridge.sensor.manager import SensorManager
@@ -111,6 +114,10 @@ class B6:
             )
             body_file = Path(folder) / "push.json"
             body_file.write_bytes(push_bytes(5))
+            # as the embedded runtime does once started (eventbridge.runtime.embedded)
+            janitor = Janitor(lambda: bus.backlog, [bus.release_memory, store.release_memory])
+            janitor.start()
+            settle_after_start()
             try:
                 gc.collect()
                 await asyncio.sleep(0.5)
@@ -121,8 +128,10 @@ class B6:
                     await asyncio.sleep(3.0)
                     await sampler.stop()
                     return {"idle_rss": idle, "peak_rss": sampler.peak, "end_rss": rss_bytes()}
-                return await self._burst(params, bus, fired, progress, port, body_file, idle)
+                return await self._burst(params, bus, janitor, fired, progress, port, body_file, idle)
             finally:
+                await janitor.stop()
+                unsettle()
                 await sources.stop()
                 await sensors.stop()
                 await bus.stop()
@@ -133,6 +142,7 @@ class B6:
         self,
         params: dict[str, Any],
         bus: Any,
+        janitor: Any,
         fired: list[int],
         progress: asyncio.Event,
         port: int,
@@ -163,6 +173,7 @@ class B6:
         queued_after_burst = bus.backlog
         drain_from, drain_started = fired[0], time.monotonic()
         drain_deadline = drain_started + float(params["drain"])
+        releases = janitor.releases
         while bus.backlog > 0 and time.monotonic() < drain_deadline:
             progress.clear()
             with contextlib.suppress(TimeoutError):
@@ -173,6 +184,8 @@ class B6:
         await sampler.stop()
         drain_rate = drained / max(drain_seconds, 1e-9)
         gc.collect()
+        drained_rss = rss_bytes()
+        release_seconds = await self._released(janitor, releases)
         after_drain = rss_bytes()
         # loss check: every acknowledged id must be on the bus
         acked = set(acked_file.read_text().split())
@@ -191,12 +204,14 @@ class B6:
         # memory that stays where the first bursts left it is the allocators keeping their arenas.
         after_drains: list[int | None] = [after_drain]
         for _ in range(int(params.get("repeats", 3)) - 1):
+            releases = janitor.releases
             await run_loadgen(burst, 200)
             again_deadline = time.monotonic() + float(params["drain"])
             while bus.backlog > 0 and time.monotonic() < again_deadline:
                 progress.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(progress.wait(), again_deadline - time.monotonic())
+            await self._released(janitor, releases)
             gc.collect()
             after_drains.append(rss_bytes() if bus.backlog == 0 else None)
         return {
@@ -210,7 +225,9 @@ class B6:
             "idle_rss": idle,
             "peak_rss": sampler.peak,
             "after_burst_rss": after_burst,
+            "drained_rss": drained_rss,
             "after_drain_rss": after_drain,
+            "release_seconds": release_seconds,
             "after_drains_rss": after_drains,
             "queued_at_peak": queued_at_peak,
             "queued_after_burst": queued_after_burst,
@@ -221,6 +238,17 @@ class B6:
             "bound": int(params["bound"]),
             "lost": lost,
         }
+
+    @staticmethod
+    async def _released(janitor: Any, releases: int) -> float | None:
+        """Seconds from the end of a drain until the janitor gave memory back (its count passed
+        ``releases``); None when it did not within ``RELEASE_WAIT`` s (the figure is taken as is)."""
+        started = time.monotonic()
+        while janitor.releases <= releases:
+            if time.monotonic() - started > RELEASE_WAIT:
+                return None
+            await asyncio.sleep(0.05)
+        return time.monotonic() - started
 
     def summarize(self, runs: dict[str, list[dict[str, Any]]], quick: bool) -> list[Row]:
         cand, base = runs["burst"], runs["idle"]
@@ -236,6 +264,13 @@ class B6:
         drain = median(pick(cand, "drain_rate"))
         full_drain = median(pick(cand, "full_drain_seconds"))
         after = median(pick(cand, "after_drain_rss")) / 2**20
+        drained = median(pick(cand, "drained_rss")) / 2**20
+        waits = [r.get("release_seconds") for r in cand]
+        released = (
+            f"{median([w for w in waits if w is not None]):.1f} s later"
+            if waits and None not in waits
+            else "did not come within 5 s"
+        )
         cand_idle = median(pick(cand, "idle_rss")) / 2**20
         events = int(cand[0]["events"]) if cand else 0
         drained_all = bool(cand) and all(r.get("drained_all") for r in cand)
@@ -284,12 +319,17 @@ class B6:
                 "B6",
                 "memory after draining",
                 f"idle RSS {fmt(cand_idle, ' MiB')}",
-                f"{fmt(after, ' MiB')} after draining; drain {fmt(drain, ' ev/s')}, "
+                f"{fmt(after, ' MiB')} after draining ({fmt(drained, ' MiB')} at the drain's end, then the "
+                f"janitor's release {released}); drain {fmt(drain, ' ev/s')}, "
                 f"{'all drained' if drained_all else 'NOT all drained'} in ~{fmt(full_drain, ' s', 0)}",
                 None if not cand_idle else after / cand_idle,
                 "within +10% of idle after draining",
                 back_within,
-                {"after_drain_mib": [v / 2**20 for v in pick(cand, "after_drain_rss")]},
+                {
+                    "after_drain_mib": [v / 2**20 for v in pick(cand, "after_drain_rss")],
+                    "drained_mib": [v / 2**20 for v in pick(cand, "drained_rss")],
+                    "release_seconds": [r.get("release_seconds") for r in cand],
+                },
             ),
             Row(
                 "B6",

@@ -100,4 +100,10 @@ class WalCheckpointer:
             conn.close()
 
 
-__all__ = ["SIZES", "WalCheckpointer", "chunks", "placeholders"]
+def shrink_memory(conn: sqlite3.Connection) -> None:
+    """Free the memory a connection holds beyond what it needs (``PRAGMA shrink_memory``: the page
+    cache, which a burst fills and which otherwise stays allocated while the connection is open)."""
+    conn.execute("PRAGMA shrink_memory").fetchall()
+
+
+__all__ = ["SIZES", "WalCheckpointer", "chunks", "placeholders", "shrink_memory"]

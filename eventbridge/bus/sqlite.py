@@ -48,7 +48,7 @@ from typing import Any
 from eventbridge.bus.base import Delivery, settled
 from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
 from eventbridge.events import Event, format_time
-from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders
+from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders, shrink_memory
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,11 @@ class SqliteBus:
                     f"{ENV_MAX_BACKLOG})"
                 )
         return None
+
+    async def release_memory(self) -> None:
+        """Let SQLite free what it holds beyond the open database (its page cache, filled by a
+        burst); see :class:`eventbridge.heap.Janitor`."""
+        await self._call(shrink_memory)
 
     def subscribe(self, group: str, *, from_start: bool = False) -> SqliteSubscription:
         """Subscribe ``group``; the group's cursor row is created now if it is new.

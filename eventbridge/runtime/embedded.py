@@ -24,7 +24,7 @@ from eventbridge.bus.sqlite import SqliteBus
 from eventbridge.errors import AlreadyExistsError, NotFoundError
 from eventbridge.executors.artifacts_s3 import S3ObjectStore
 from eventbridge.executors.host import HostExecutor
-from eventbridge.heap import settle_after_start, unsettle
+from eventbridge.heap import Janitor, settle_after_start, unsettle
 from eventbridge.models.base import Finding, Manifest, References
 from eventbridge.models.core import ConfigMap
 from eventbridge.models.eventsource import EventSource
@@ -186,6 +186,8 @@ class EmbeddedRuntime:
             workflow_ops=StoreWorkflowOperations(self.store),
         )
         self.sources = SourceManager(self.bus, self.references, host=settings.webhook_host, state_dir=state / "sources")
+        # Once a burst of events has drained, hand the memory it used back to the system.
+        self.janitor = Janitor(lambda: self.bus.backlog, [self.bus.release_memory, self.store.release_memory])
         self.manifests = ManifestSet()
         self._stored: set[tuple[str, str, str]] = set()
         self._runner: web.AppRunner | None = None
@@ -223,9 +225,11 @@ class EmbeddedRuntime:
         log.info("API listening on %s", self.api_url)
         if self.settings.watch:
             self._watch_task = asyncio.create_task(self._watch(), name="manifest-watch")
+        self.janitor.start()
         settle_after_start()
 
     async def stop(self) -> None:
+        await self.janitor.stop()
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

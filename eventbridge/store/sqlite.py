@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from eventbridge import jsontree
 from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError
-from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders
+from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders, shrink_memory
 from eventbridge.store.base import Object, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,10 @@ class SqliteStore:
                 .fetchall()
             )
         return [jsontree.loads(r[0]) for r in rows]
+
+    async def release_memory(self) -> None:
+        """Let SQLite free its page cache (see :class:`eventbridge.heap.Janitor`)."""
+        await self._call(lambda: shrink_memory(self._db()))
 
     async def get(self, kind: str, namespace: str, name: str) -> Object:
         result: Object = await self._call(self._get, kind, namespace, name)
