@@ -262,18 +262,27 @@ def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
     return check_unsupported
 
 
-def _compile_data(filters: list[DataFilter] | None, operator: str | None) -> Callable[[Any], _Verdict]:
-    checks = [_compile_data_filter(index, data_filter) for index, data_filter in enumerate(filters or [])]
-    use_or, all_passed = operator == "or", f"all {len(checks)} data filters passed"
+def _compile_list(
+    kind: str, checks: list[_Check], nothing: str | None, operator: str | None
+) -> Callable[[Any], _Verdict]:
+    """A list of data or expr filters as one verdict on the event data. ``nothing``: the passing
+    reason when there is nothing to evaluate (None: evaluate even an empty list, as Argo does for
+    ``exprs: []``)."""
+    use_or, all_passed = operator == "or", f"all {len(checks)} {kind} filters passed"
 
-    def data_verdict(data: Any) -> _Verdict:
-        if not checks:
-            return True, "no data filters", None
+    def verdict(data: Any) -> _Verdict:
+        if nothing is not None:
+            return True, nothing, None
         if data is None:
             return True, "event has no data", None
-        return _combine(checks, use_or, "data", all_passed, data)
+        return _combine(checks, use_or, kind, all_passed, data)
 
-    return data_verdict
+    return verdict
+
+
+def _compile_data(filters: list[DataFilter] | None, operator: str | None) -> Callable[[Any], _Verdict]:
+    checks = [_compile_data_filter(index, data_filter) for index, data_filter in enumerate(filters or [])]
+    return _compile_list("data", checks, None if checks else "no data filters", operator)
 
 
 def filter_data(filters: list[DataFilter] | None, operator: str | None, data: object) -> FilterResult:
@@ -324,18 +333,8 @@ def _compile_expr_filter(index: int, expr_filter: ExprFilter) -> _Check:
 
 
 def _compile_exprs(filters: list[ExprFilter] | None, operator: str | None) -> Callable[[Any], _Verdict]:
-    configured = filters is not None
     checks = [_compile_expr_filter(index, expr_filter) for index, expr_filter in enumerate(filters or [])]
-    use_or, all_passed = operator == "or", f"all {len(checks)} expr filters passed"
-
-    def exprs_verdict(data: Any) -> _Verdict:
-        if not configured:
-            return True, "no expr filters", None
-        if data is None:
-            return True, "event has no data", None
-        return _combine(checks, use_or, "expr", all_passed, data)
-
-    return exprs_verdict
+    return _compile_list("expr", checks, None if filters is not None else "no expr filters", operator)
 
 
 def filter_exprs(filters: list[ExprFilter] | None, operator: str | None, data: object) -> FilterResult:
