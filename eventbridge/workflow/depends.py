@@ -1,4 +1,5 @@
-"""Evaluation of a DAG task's ``depends`` expression (``(a && b.Failed) || !c.Skipped``).
+"""A DAG's dependencies: evaluating a task's ``depends`` expression (``(a && b.Failed) || !c.Skipped``),
+the tasks it waits for, and reachability in a dependency graph.
 
 A bare task name means ``name.Succeeded || name.Skipped || name.Daemoned``, as in Argo.
 ``AnySucceeded`` / ``AllFailed`` look at every expansion of a looped task.
@@ -10,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from eventbridge.errors import ExprError
+from eventbridge.models.workflow import DAGTask, depends_names
 
 _TOKEN = re.compile(r"\s*(?:(&&|\|\||!|\(|\))|([A-Za-z0-9_][A-Za-z0-9_-]*)(?:\.([A-Za-z]+))?)")
 
@@ -92,3 +94,30 @@ def evaluate_depends(
     if index != len(tokens):
         raise ExprError(f"depends {expression!r}: unexpected text after the expression")
     return value
+
+
+def reaches(graph: Mapping[str, list[str]], start: str, target: str) -> bool:
+    """Whether ``start`` depends on ``target``, directly or through others, in a dependency graph."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        current = todo.pop()
+        if current == target:
+            return True
+        if current not in seen:
+            seen.add(current)
+            todo.extend(graph.get(current, []))
+    return False
+
+
+def task_dependencies(task: DAGTask) -> list[str]:
+    """The tasks a DAG task waits for: its ``dependencies`` and the names in its ``depends``."""
+    deps = list(task.dependencies or [])
+    if task.depends:
+        deps += [d for d in depends_names(task.depends) if d not in deps]
+    return deps
+
+
+def failure_refs(depends: str) -> list[str]:
+    """Tasks whose failure a depends expression handles (``x.Failed``, ``x.Errored``...)."""
+    return re.findall(r"([A-Za-z0-9_][A-Za-z0-9_-]*)\.(?:Failed|Errored|AllFailed|AnySucceeded|Completed)", depends)

@@ -50,7 +50,6 @@ from eventbridge.models.workflow import (
     WorkflowSpec,
     WorkflowStep,
     check_spec,
-    depends_names,
 )
 from eventbridge.store.base import Object, Store
 from eventbridge.workflow.artifacts import (
@@ -64,7 +63,8 @@ from eventbridge.workflow.artifacts import (
     safe_name,
     save_s3,
 )
-from eventbridge.workflow.depends import evaluate_depends
+from eventbridge.workflow.depends import evaluate_depends, failure_refs, reaches, task_dependencies
+from eventbridge.workflow.loops import add_item, expansions
 from eventbridge.workflow.memo import MemoCache, fresh
 from eventbridge.workflow.nodes import (
     COMPLETED,
@@ -72,14 +72,13 @@ from eventbridge.workflow.nodes import (
     PHASE_LABEL,
     SUCCESSFUL,
     Node,
-    item_label,
-    item_text,
     node_id,
     now,
     parse_duration,
     pod_name,
 )
 from eventbridge.workflow.plugins import PluginDirectory, execute_template, workflow_plugins
+from eventbridge.workflow.specs import merge_specs, with_defaults
 from eventbridge.workflow.sync import (
     LockManager,
     LockRef,
@@ -480,11 +479,11 @@ class WorkflowRun:
             if stored is None:
                 stored = await self._template_spec(ref.name, bool(ref.cluster_scope))
                 self.status["storedWorkflowTemplateSpec"] = stored
-            spec_dict = _merge_specs(stored, spec_dict)
+            spec_dict = merge_specs(stored, spec_dict)
             spec_dict.pop("workflowTemplateRef", None)
         defaults = spec_dict.get("templateDefaults")
         if isinstance(defaults, dict) and defaults:
-            spec_dict["templates"] = [_with_defaults(defaults, t) for t in spec_dict.get("templates") or []]
+            spec_dict["templates"] = [with_defaults(defaults, t) for t in spec_dict.get("templates") or []]
         spec = WorkflowSpec.model_validate(spec_dict)
         errors = [f for f in check_spec(spec) if f.severity == "error"]
         if errors:
@@ -698,7 +697,7 @@ class WorkflowRun:
                 raw = await self._template_spec(ref.name, bool(ref.cluster_scope))
                 defaults = raw.get("templateDefaults")
                 if isinstance(defaults, dict) and defaults:
-                    raw = {**raw, "templates": [_with_defaults(defaults, t) for t in raw.get("templates") or []]}
+                    raw = {**raw, "templates": [with_defaults(defaults, t) for t in raw.get("templates") or []]}
                 spec = WorkflowSpec.model_validate(raw)
                 self._ref_specs[key] = spec
             found = spec.template(ref.template)
@@ -995,7 +994,7 @@ class WorkflowRun:
         main = "main" if "main" in containers else list(containers)[-1]
         waits: dict[str, list[str]] = {name: list(c.dependencies or []) for name, c in containers.items()}
         if template.outputs is not None:
-            waits[main] += [n for n in containers if n != main and n not in waits[main] and not _needs(waits, n, main)]
+            waits[main] += [n for n in containers if n != main and n not in waits[main] and not reaches(waits, n, main)]
         shared_mounts = template.container_set.volume_mounts or []
         results: dict[str, Node] = {}
         running: dict[str, asyncio.Task[Node]] = {}
@@ -1398,7 +1397,7 @@ class WorkflowRun:
             group_node["phase"] = "Running"
             calls: list[tuple[WorkflowStep, list[tuple[str, Any | None]]]] = []
             for step in group:
-                calls.append((step, self._expand(step, scope)))
+                calls.append((step, expansions(step, scope)))
             jobs = []
             for step, items in calls:
                 for suffix, item in items:
@@ -1474,7 +1473,7 @@ class WorkflowRun:
             return existing
         local = dict(scope)
         if item is not None:
-            _add_item(local, item)
+            add_item(local, item)
         try:
             if step.when:
                 when = substitute(step.when, local)
@@ -1609,25 +1608,6 @@ class WorkflowRun:
         finally:
             self._change_events.discard(changed)
 
-    def _expand(self, step: WorkflowStep, scope: Mapping[str, str]) -> list[tuple[str, Any | None]]:
-        """(node name suffix, item) for each expansion of a looped step; [("", None)] otherwise."""
-        items: list[Any] | None = None
-        if step.with_items is not None:
-            items = [substitute_all(i, scope) for i in step.with_items]
-        elif step.with_param is not None:
-            text = substitute(step.with_param, scope)
-            try:
-                items = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ExprError(f"withParam value could not be parsed as a JSON list: {text[:200]!r}") from exc
-            if not isinstance(items, list):
-                raise ExprError(f"withParam value is not a JSON list: {text[:200]!r}")
-        elif step.with_sequence is not None:
-            items = _sequence(step.with_sequence.model_dump(exclude_none=True), scope)
-        if items is None:
-            return [("", None)]
-        return [(f"({i}:{item_label(item)})", item) for i, item in enumerate(items)]
-
     def _record_outputs(
         self, prefix: str, name: str, nodes: list[Node], *, looped: bool, scope: dict[str, str]
     ) -> None:
@@ -1734,7 +1714,7 @@ class WorkflowRun:
     async def _run_dag(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
         assert template.dag is not None
         tasks = {t.name: t for t in template.dag.tasks}
-        deps = {t.name: _task_deps(t) for t in template.dag.tasks}
+        deps = {t.name: task_dependencies(t) for t in template.dag.tasks}
         wanted = set(tasks)
         if template.dag.target:
             targets = substitute(template.dag.target, scope).split()
@@ -1746,7 +1726,7 @@ class WorkflowRun:
                     continue
                 wanted.add(name)
                 todo.extend(deps[name])
-        handled = {d for t in template.dag.tasks if t.depends for d in _explicit_failure_refs(t.depends)}
+        handled = {d for t in template.dag.tasks if t.depends for d in failure_refs(t.depends)}
         fail_fast = template.fail_fast if template.fail_fast is not None else (template.dag.fail_fast is not False)
         limit = asyncio.Semaphore(template.parallelism) if template.parallelism else None
         results: dict[str, list[Node]] = {}
@@ -1840,13 +1820,12 @@ class WorkflowRun:
         context: WorkflowSpec | None = None,
     ) -> list[Node]:
         try:
-            expansions = self._expand(task, scope)
+            loop = expansions(task, scope)
         except ExprError as exc:
             errored = self._node(f"{dag['name']}.{task.name}", task.name, "Skipped", task.template, dag["id"])
             return [self._complete(errored, "Error", _message(exc))]
         jobs = [
-            self._run_call(task, suffix, item, dag["name"], dag, scope, limit, context=context)
-            for suffix, item in expansions
+            self._run_call(task, suffix, item, dag["name"], dag, scope, limit, context=context) for suffix, item in loop
         ]
         return list(await asyncio.gather(*jobs))
 
@@ -1981,53 +1960,6 @@ def _parse_time(text: str | None) -> float | None:
         return None
 
 
-def _merge_specs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Workflow spec fields over the template's; arguments.parameters merged by name."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if key == "arguments" and isinstance(value, dict):
-            args = dict(merged.get("arguments") or {})
-            params = {p.get("name"): p for p in args.get("parameters") or []}
-            for p in value.get("parameters") or []:
-                params[p.get("name")] = {**params.get(p.get("name"), {}), **p}
-            args["parameters"] = list(params.values())
-            for k, v in value.items():
-                if k != "parameters":
-                    args[k] = v
-            merged["arguments"] = args
-        elif key == "templates" and isinstance(value, list):
-            by_name = {t.get("name"): t for t in merged.get("templates") or []}
-            for t in value:
-                by_name[t.get("name")] = t
-            merged["templates"] = list(by_name.values())
-        else:
-            merged[key] = value
-    return merged
-
-
-_KIND_KEYS = frozenset(
-    {"container", "script", "steps", "dag", "suspend", "resource", "http", "containerSet", "data", "plugin"}
-)
-
-
-def _deep_merge(base: Any, override: Any) -> Any:
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            merged[key] = _deep_merge(base.get(key), value) if key in base else value
-        return merged
-    return copy.deepcopy(override)
-
-
-def _with_defaults(defaults: dict[str, Any], template: Any) -> Any:
-    """``spec.templateDefaults`` under one template (the template's own values win; a default for
-    a template kind, e.g. ``container``, only applies to templates of that kind)."""
-    if not isinstance(template, dict):
-        return template
-    base = {k: copy.deepcopy(v) for k, v in defaults.items() if k not in _KIND_KEYS or k in template}
-    return _deep_merge(base, template)
-
-
 _SOLE_OUTPUT_REF = re.compile(r"^\{\{\s*(steps|tasks)\.([^.{}]+)\.outputs\.(?:parameters\.[^{}]+|result)\s*\}\}$")
 
 
@@ -2101,78 +2033,12 @@ def _substitute_artifacts(artifacts: list[Artifact] | None, scope: Mapping[str, 
     return done
 
 
-def _add_item(scope: dict[str, str], item: Any) -> None:
-    scope["item"] = item_text(item)
-    if isinstance(item, dict):
-        stack: list[tuple[str, Any]] = [(f"item.{k}", v) for k, v in item.items()]
-        while stack:
-            key, value = stack.pop()
-            scope[key] = item_text(value)
-            if isinstance(value, dict):
-                stack.extend((f"{key}.{k}", v) for k, v in value.items())
-
-
-def _sequence(seq: dict[str, Any], scope: Mapping[str, str]) -> list[str]:
-    def number(key: str) -> int | None:
-        raw = seq.get(key)
-        if raw is None:
-            return None
-        text = substitute(str(raw), scope)
-        try:
-            return int(text)
-        except ValueError:
-            raise ExprError(f"withSequence.{key} {text!r} is not an integer") from None
-
-    count, start, end = number("count"), number("start"), number("end")
-    fmt = seq.get("format")
-    if count is not None:
-        first = start or 0
-        values = list(range(first, first + count))
-    elif end is not None:
-        first = start or 0
-        values = list(range(first, end + 1)) if end >= first else list(range(first, end - 1, -1))
-    else:
-        raise ExprError("withSequence needs count or end")
-    if fmt:
-        try:
-            return [str(fmt) % v for v in values]
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ExprError(f"withSequence.format {fmt!r} is not a printf format for one integer") from exc
-    return [str(v) for v in values]
-
-
-def _needs(graph: Mapping[str, list[str]], start: str, target: str) -> bool:
-    """Whether ``start`` depends on ``target``, directly or through others, in a dependency graph."""
-    seen: set[str] = set()
-    todo = [start]
-    while todo:
-        current = todo.pop()
-        if current == target:
-            return True
-        if current not in seen:
-            seen.add(current)
-            todo.extend(graph.get(current, []))
-    return False
-
-
 def _continues(step: WorkflowStep | None, phase: str | None) -> bool:
     if step is None or not step.continue_on:
         return False
     return bool(
         (phase == "Failed" and step.continue_on.get("failed")) or (phase == "Error" and step.continue_on.get("error"))
     )
-
-
-def _task_deps(task: DAGTask) -> list[str]:
-    deps = list(task.dependencies or [])
-    if task.depends:
-        deps += [d for d in depends_names(task.depends) if d not in deps]
-    return deps
-
-
-def _explicit_failure_refs(depends: str) -> list[str]:
-    """Tasks whose failure a depends expression handles (``x.Failed``, ``x.Errored``...)."""
-    return re.findall(r"([A-Za-z0-9_][A-Za-z0-9_-]*)\.(?:Failed|Errored|AllFailed|AnySucceeded|Completed)", depends)
 
 
 def _backoff_delay(backoff: dict[str, Any], attempt: int) -> float:
