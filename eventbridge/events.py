@@ -24,7 +24,16 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 with microseconds and a ``Z`` suffix."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # %-formatting of the fields: the same text as isoformat(timespec="microseconds"), at half the cost
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+    )
 
 
 def parse_time(text: str) -> datetime:

@@ -32,9 +32,11 @@ eventbridge except errors, so any layer may use it.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -144,8 +146,21 @@ def event_service_running(namespace: str, eventsource: str, delta: int) -> None:
     EVENT_SERVICE_RUNNING.labels(namespace, eventsource).inc(delta)
 
 
+# The labelled children of the per-event metrics, looked up once per label set: ``labels()`` takes
+# a lock and builds a key on every call, a measurable share of a webhook request (nothing here ever
+# removes a label set, so a cached child stays the exported one).
+@functools.lru_cache(maxsize=4096)
+def _sent(namespace: str, eventsource: str, event: str) -> Any:
+    return EVENTS_SENT.labels(namespace, eventsource, event)
+
+
+@functools.lru_cache(maxsize=4096)
+def _duration(namespace: str, eventsource: str, event: str) -> Any:
+    return EVENT_PROCESSING_DURATION.labels(namespace, eventsource, event)
+
+
 def event_sent(namespace: str, eventsource: str, event: str) -> None:
-    EVENTS_SENT.labels(namespace, eventsource, event).inc()
+    _sent(namespace, eventsource, event).inc()
 
 
 def event_sent_failed(namespace: str, eventsource: str, event: str) -> None:
@@ -159,7 +174,7 @@ def event_processing_failed(namespace: str, eventsource: str, event: str) -> Non
 
 
 def event_processing_duration(namespace: str, eventsource: str, event: str, milliseconds: float) -> None:
-    EVENT_PROCESSING_DURATION.labels(namespace, eventsource, event).observe(milliseconds)
+    _duration(namespace, eventsource, event).observe(milliseconds)
 
 
 # --------------------------------------------------------------------------- sensors

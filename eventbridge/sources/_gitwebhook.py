@@ -37,7 +37,14 @@ from eventbridge.models.eventsource import WebhookContext
 from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources._retry import describe
 from eventbridge.sources.base import SourceContext, validated_spec
-from eventbridge.sources.http import PayloadTooLarge, json_error, read_body, request_headers, server_tls
+from eventbridge.sources.http import (
+    PayloadTooLarge,
+    body_timeout_from_env,
+    json_error,
+    read_body,
+    request_headers,
+    server_tls,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,7 @@ class GitWebhookSource:
         self.hooks: HookSync | None = None
         self._filter: EventFilter | None = None
         self._owner = f"{context.eventsource.namespace}/{context.eventsource.name}/{event_name}"
+        self._body_timeout = body_timeout_from_env()
 
     # -- subclass hooks -------------------------------------------------------------------------
 
@@ -151,7 +159,7 @@ class GitWebhookSource:
                 headers={"Allow": self.method},
             )
         try:
-            raw = await read_body(request, self.webhook.max_payload_size)
+            raw = await read_body(request, self.webhook.max_payload_size, self._body_timeout)
         except PayloadTooLarge:
             return json_error(
                 413, f"request body is larger than maxPayloadSize ({self.webhook.max_payload_size} bytes)"

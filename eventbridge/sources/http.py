@@ -145,7 +145,7 @@ class BodyTimeout(Exception):
 async def read_body(request: web.BaseRequest, limit: int, within: float | None = None) -> bytes:
     """The whole request body, or :class:`PayloadTooLarge` as soon as it exceeds ``limit`` bytes,
     or :class:`BodyTimeout` when it takes longer than ``within`` seconds (default: from the
-    environment, see :func:`body_timeout_from_env`)."""
+    environment, see :func:`body_timeout_from_env`; sources read it once when they are made)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge
     chunks: list[bytes] = []

@@ -76,6 +76,7 @@ from eventbridge.sources.http import (
     MAX_JSON_DEPTH,
     BodyTimeout,
     PayloadTooLarge,
+    body_timeout_from_env,
     canonical_header_name,
     json_depth,
     json_error,
@@ -165,6 +166,7 @@ class WebhookSource:
         self._filter: EventFilter | None = None
         self._labels = context.labels(event_name)
         self._owner = f"{context.eventsource.namespace}/{context.eventsource.name}/{event_name}"
+        self._body_timeout = body_timeout_from_env()
 
     async def start(self) -> None:
         """Read the auth Secret, then open the route (binding the port if it is the first)."""
@@ -263,7 +265,7 @@ class WebhookSource:
         return body
 
     async def _read_limited(self, request: web.BaseRequest) -> bytes:
-        return await read_body(request, self.spec.max_payload_size)
+        return await read_body(request, self.spec.max_payload_size, self._body_timeout)
 
 
 SOURCE_TYPES.register("webhook")(WebhookSource)
