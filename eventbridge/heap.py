@@ -61,11 +61,10 @@ def resident_bytes() -> int:
     return int(fields[1]) * resource.getpagesize()
 
 
-def release_free_memory() -> None:
-    """A full collection, then ask the C allocator to hand its free pages back to the system
-    (glibc's ``malloc_trim(0)``, which also returns free pages inside its heaps; nothing more
-    where it is missing). Blocking: a few milliseconds on a 100 MiB heap, so run it in a thread."""
-    gc.collect()
+def trim_allocator() -> None:
+    """Ask the C allocator to hand its free pages back to the system: glibc's ``malloc_trim(0)``,
+    which also returns free pages inside its heaps; nothing where the C library has no such call.
+    Blocking (a few milliseconds on a 100 MiB heap) and safe from any thread: run it in one."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
@@ -76,7 +75,7 @@ class Janitor:
     Every ``interval`` seconds it reads ``backlog()`` (events accepted but not yet processed).
     When the backlog, after reaching ``threshold`` since the last release, is back to zero, it
     awaits each of ``releasers`` (for example SQLite connections dropping the page caches the
-    burst filled) and then :func:`release_free_memory` in a thread. Memory that the burst's
+    burst filled), collects, and runs :func:`trim_allocator` in a thread. Memory that the burst's
     objects used but no longer do is then the system's again instead of staying in the process
     as free allocator space (``docs/performance.md``, B6)."""
 
@@ -126,11 +125,13 @@ class Janitor:
             peak = 0
 
     async def release(self) -> None:
-        """Release now: the releasers, then the allocators."""
+        """Release now: the releasers, then a full collection (in this thread: finalizers of asyncio
+        objects must run on the loop's), then the C allocator's trim in a worker thread."""
         for releaser in self._releasers:
             await releaser()
-        await asyncio.to_thread(release_free_memory)
+        gc.collect()
+        await asyncio.to_thread(trim_allocator)
         self.releases += 1
 
 
-__all__ = ["Janitor", "release_free_memory", "resident_bytes", "settle_after_start", "unsettle"]
+__all__ = ["Janitor", "resident_bytes", "settle_after_start", "trim_allocator", "unsettle"]

@@ -91,14 +91,14 @@ async def test_a_failing_releaser_is_logged_and_the_next_burst_still_releases(
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
-def test_release_free_memory_hands_freed_heap_pages_back() -> None:
+def test_trim_allocator_hands_freed_heap_pages_back() -> None:
     """Freed blocks in the middle of the C heap stay resident until malloc_trim returns them."""
     blocks = [bytes(4096) for _ in range(12_000)]  # ~48 MiB from the C allocator (not pymalloc)
     keep = blocks[-1]  # pins the top of the heap, so free() alone cannot shrink it
     del blocks
     gc.collect()
     before = heap.resident_bytes()
-    heap.release_free_memory()
+    heap.trim_allocator()
     after = heap.resident_bytes()
     assert keep and before - after > 20 * 2**20, (before, after)
 
