@@ -148,6 +148,12 @@ async def read_body(request: web.BaseRequest, limit: int, within: float | None =
     environment, see :func:`body_timeout_from_env`; sources read it once when they are made)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge
+    if request.content.is_eof():
+        # The whole body has arrived already (a small request in one read): no timer to arm.
+        body = request.content.read_nowait()
+        if len(body) > limit:
+            raise PayloadTooLarge
+        return body
     chunks: list[bytes] = []
     size = 0
     try:

@@ -196,6 +196,12 @@ async def test_body_over_max_payload_size_is_413(base: str, client: aiohttp.Clie
 
     async with client.post(base + "/guarded", data=chunked(), headers=auth) as response:
         assert response.status == 413
+
+    async def at_once() -> Any:  # no Content-Length, and all of it in one piece (read without waiting)
+        yield big
+
+    async with client.post(base + "/guarded", data=at_once(), headers=auth) as response:
+        assert response.status == 413
     exact = b'{"k": "' + b"v" * 55 + b'"}'
     assert len(exact) == 64
     async with client.post(base + "/guarded", data=exact, headers=auth) as response:
