@@ -40,6 +40,7 @@ from eventbridge.sources.base import SourceContext, validated_spec
 from eventbridge.sources.http import (
     PayloadTooLarge,
     body_timeout_from_env,
+    json_answer,
     json_error,
     read_body,
     request_headers,
@@ -189,8 +190,8 @@ class GitWebhookSource:
             answer: dict[str, Any] = {"id": ids[0]}
             if ids[0] is None:
                 answer["filtered"] = True
-            return web.json_response(answer)
-        return web.json_response({"ids": ids})
+            return json_answer(answer)
+        return json_answer({"ids": ids})
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,7 @@ from eventbridge.sources.http import (
     PayloadTooLarge,
     body_timeout_from_env,
     canonical_header_name,
+    json_answer,
     json_depth,
     json_error,
     read_body,
@@ -225,13 +226,13 @@ class WebhookSource:
         if self.spec.metadata:
             data["metadata"] = dict(self.spec.metadata)
         if self._filter is not None and not self._filter.accepts(data):
-            return web.json_response({"id": None, "filtered": True})
+            return json_answer({"id": None, "filtered": True})
         try:
             event = await self.context.dispatch(self.event_name, data, event_id=event_id)
         except Exception as exc:  # noqa: BLE001
             log.error("failed to record webhook event: %s", exc, extra=self._labels)
             return json_error(503, "failed to record the event; retry later", headers={"Retry-After": "1"})
-        return web.json_response({"id": event.id})
+        return json_answer({"id": event.id})
 
     def _check_auth(self, header: str) -> str | None:
         assert self._token is not None

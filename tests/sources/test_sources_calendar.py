@@ -180,7 +180,12 @@ async def test_real_clock_interval_through_the_manager(
         await wait_for(bus.list_events, within=5)
     (stored,) = (await bus.list_events())[:1]
     assert stored.event.id == stored.event.data["eventTime"]  # UTC: id and eventTime agree
-    state = json.loads((state_dir / "team/cron/calendar.tick.json").read_text())
+    state_file = state_dir / "team/cron/calendar.tick.json"
+    for _ in range(500):  # the catch-up state is saved after the publish (a thread writes it)
+        if state_file.exists():
+            break
+        await asyncio.sleep(0.01)
+    state = json.loads(state_file.read_text())
     assert state["lastFire"] >= stored.event.id
 
 
