@@ -132,11 +132,6 @@ class DependencyMatcher:
         return decisions
 
 
-def match_dependencies(sensor: Sensor, event: Event) -> list[DependencyDecision]:
-    """:meth:`DependencyMatcher.match` for one event (compiles the sensor's filters for this call)."""
-    return DependencyMatcher(sensor).match(event)
-
-
 def why_not_listening(sensor: Sensor, event: Event) -> dict[str, str]:
     """For each dependency that ignores the event: why (``sensor test`` explains it)."""
     reasons: dict[str, str] = {}
@@ -182,7 +177,6 @@ __all__ = [
     "DependencyMatcher",
     "ResetSchedule",
     "TriggerPlan",
-    "match_dependencies",
     "offer",
     "plan_trigger",
     "why_not_listening",
