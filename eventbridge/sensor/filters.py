@@ -127,6 +127,17 @@ def _values(values: Sequence[str]) -> str:
     return "any of " + ", ".join(repr(value) for value in values)
 
 
+def _required(data: Any, path: str, where: str) -> Any:
+    """The value at ``path``; a bad or missing path is the filter's error (``where``: "data filter 0")."""
+    try:
+        found, value = lookup(data, path)
+    except ExprError as err:
+        raise _FilterError(f"{where}: {err}") from None
+    if not found:
+        raise _FilterError(f"{where}: path '{path}' does not exist")
+    return value
+
+
 def _combine(checks: Sequence[_Check], use_or: bool, kind: str, all_passed: str, data: Any) -> _Verdict:
     """Argo's loop shared by data and expr filters: AND stops at the first failure or error,
     OR stops at the first pass and collects errors."""
@@ -182,15 +193,11 @@ def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
     values = list(data_filter.value or [])
     comparator = data_filter.comparator or ""
     shown = comparator or "="
-    label = f"data filter {index}: {path}"
+    where = f"data filter {index}"
+    label = f"{where}: {path}"
 
     def value_of(data: Any) -> Any:
-        try:
-            found, value = lookup(data, path)
-        except ExprError as err:
-            raise _FilterError(f"data filter {index}: {err}") from None
-        if not found:
-            raise _FilterError(f"data filter {index}: path '{path}' does not exist")
+        value = _required(data, path, where)
         if not values:
             raise _FilterError(f"data filter {index}: no values specified")
         if template:
@@ -305,20 +312,13 @@ def _compile_expr_filter(index: int, expr_filter: ExprFilter) -> _Check:
         program = _expression(expr)
     except ExprError as err:
         problem = f"expr filter {index}: {expr!r}: {err}"
-    is_true = f"expr filter {index}: {expr!r} is true"
+    where = f"expr filter {index}"
+    is_true = f"{where}: {expr!r} is true"
 
     def check_expr(data: Any, explain: bool) -> tuple[bool, str]:
         if not fields:
             return True, ""  # Argo skips an expression without bound fields; under AND that passes
-        variables: dict[str, object] = {}
-        for name, path in fields:
-            try:
-                found, value = lookup(data, path)
-            except ExprError as err:
-                raise _FilterError(f"expr filter {index}: {err}") from None
-            if not found:
-                raise _FilterError(f"expr filter {index}: path '{path}' does not exist")
-            variables[name] = value
+        variables = {name: _required(data, path, where) for name, path in fields}
         if program is None:
             raise _FilterError(problem)
         try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -169,20 +168,15 @@ async def read_body(request: web.BaseRequest, limit: int, within: float | None =
     return b"".join(chunks)
 
 
-def json_answer(data: object, status: int = 200) -> web.Response:
+def json_answer(data: object, status: int = 200, *, headers: Mapping[str, str] | None = None) -> web.Response:
     """A JSON answer of a source endpoint (encoded with orjson: ``web.json_response`` would use
     the standard library's encoder, a visible share of a webhook request)."""
-    return web.Response(status=status, body=jsontree.dumps(data), content_type="application/json")
+    return web.Response(status=status, body=jsontree.dumps(data), content_type="application/json", headers=headers)
 
 
 def json_error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
     """The error answer of every source endpoint: ``{"error": "..."}``."""
-    return web.Response(
-        status=status,
-        body=json.dumps({"error": message}).encode(),
-        content_type="application/json",
-        headers=headers,
-    )
+    return json_answer({"error": message}, status, headers=headers)
 
 
 @dataclass(frozen=True, slots=True)
