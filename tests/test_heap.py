@@ -133,3 +133,17 @@ async def test_the_bus_and_store_release_their_caches_and_keep_working(tmp_path:
         finally:
             await janitor.stop()
             await subscription.close()
+
+
+def test_settling_freezes_the_start_up_heap_and_collects_the_young_less_often() -> None:
+    before = gc.get_threshold()
+    assert before[0] != heap.YOUNG_THRESHOLD
+    heap.settle_after_start()
+    try:
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, *before[1:])
+        heap.settle_after_start()  # settling twice (a cluster role's timer after a restart) keeps the first saved
+    finally:
+        heap.unsettle()
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
