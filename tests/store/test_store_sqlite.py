@@ -123,3 +123,21 @@ async def test_created_objects_get_distinct_version_4_uids(tmp_path: Path) -> No
     for uid in uids:
         parsed = uuid.UUID(uid)
         assert str(parsed) == uid and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+async def test_batches_of_any_size_write_exactly_their_rows(tmp_path: Path) -> None:
+    """A batch is written with multi-row statements of a few fixed sizes: every row lands once,
+    past the largest size too (creates, then updates and deletes in one batch)."""
+    path = tmp_path / "s.db"
+    async with SqliteStore(path) as store:
+        created = await asyncio.gather(*(store.create(wf(f"p{i}")) for i in range(301)))
+        updates = [store.update({**obj, "spec": {"n": 1}}) for obj in created[:70]]
+        deletes = [store.delete("Workflow", "default", f"p{i}") for i in range(70, 75)]
+        await asyncio.gather(*updates, *deletes)
+        names = {obj["metadata"]["name"] for obj in await store.list("Workflow")}
+        assert names == {f"p{i}" for i in range(301)} - {f"p{i}" for i in range(70, 75)}
+        assert (await store.get("Workflow", "default", "p3"))["spec"] == {"n": 1}
+        assert (await store.get("Workflow", "default", "p80"))["spec"] == {}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM objects").fetchone()[0] == 296
+        assert conn.execute("SELECT count(*) FROM objects WHERE kind IS NULL OR name IS NULL").fetchone()[0] == 0
