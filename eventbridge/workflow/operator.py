@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from pydantic import ValidationError
 
 from eventbridge.errors import ConflictError, EventBridgeError, ExprError, InvalidError, NotFoundError
-from eventbridge.executors.base import Executor, OutputArtifact, OutputParameter, PathMount, StepResult, StepSpec
+from eventbridge.executors.base import Executor, OutputArtifact, OutputParameter, StepResult, StepSpec
 from eventbridge.executors.resource import ResourceRunner
 from eventbridge.expr.lang import evaluate, evaluate_bool, format_value, nest
 from eventbridge.expr.template import substitute, substitute_all
@@ -60,8 +59,6 @@ from eventbridge.workflow.artifacts import (
     fetch,
     has_source,
     parse_reference,
-    safe_name,
-    save_s3,
 )
 from eventbridge.workflow.depends import evaluate_depends, failure_refs, reaches, task_dependencies
 from eventbridge.workflow.loops import add_item, expansions
@@ -79,6 +76,7 @@ from eventbridge.workflow.nodes import (
 )
 from eventbridge.workflow.plugins import PluginDirectory, execute_template, workflow_plugins
 from eventbridge.workflow.specs import merge_specs, with_defaults
+from eventbridge.workflow.stepfiles import StepFiles, s3_access
 from eventbridge.workflow.sync import (
     LockManager,
     LockRef,
@@ -133,13 +131,11 @@ class WorkflowRun:
         ``resources``: runs ``resource`` templates (cluster mode; without it they are an error)."""
         self.store = store
         self.resources = resources
-        self.repository = artifacts
         self.locks = locks
         self.memo = memo
         self.plugins = plugins
         self.object_store = object_store
         self.default_repository = artifact_repository
-        self.s3 = S3Access(object_store, None, "default")
         self._shutdown: str | None = None
         self._unsupported_plugins: set[str] = set()
         self.executor = executor
@@ -150,6 +146,8 @@ class WorkflowRun:
         meta = obj.get("metadata") or {}
         self.name: str = meta.get("name", "")
         self.namespace: str = meta.get("namespace") or "default"
+        # the workflow's own S3 repository is known once its spec is (see _run)
+        self.files = StepFiles(artifacts, S3Access(object_store, None, "default"), self.namespace, self.name)
         self.status: dict[str, Any] = copy.deepcopy(obj.get("status") or {})
         self.nodes: dict[str, Node] = self.status.setdefault("nodes", {})
         self.spec: WorkflowSpec = WorkflowSpec()
@@ -199,7 +197,8 @@ class WorkflowRun:
         try:
             self.spec = await self._effective_spec()
             self._init_globals()
-            self.s3 = self._s3_access()
+            self.files.s3 = s3_access(self.object_store, self.references, self.namespace, self.default_repository,
+                                      self.spec.artifact_repository_ref)  # fmt: skip
         except (InvalidError, ValidationError, NotFoundError) as exc:
             await self._finish("Error", _message(exc))
             return
@@ -383,37 +382,6 @@ class WorkflowRun:
         except InvalidError as exc:
             return self._complete(node, "Error", str(exc), node.get("outputs"))
         return node
-
-    # ----------------------------------------------------------------------------- artifact repository
-
-    def _s3_access(self) -> S3Access:
-        """S3 access for this workflow: the repository of ``spec.artifactRepositoryRef`` (a ConfigMap
-        key holding ``s3: {...}``) or the controller's default repository."""
-        secret = self.references.secret if self.references is not None else None
-        repository: Mapping[str, Any] | None = self.default_repository
-        ref = self.spec.artifact_repository_ref
-        if ref:
-            config_map = str(ref.get("configMap") or "artifact-repositories")
-            key = str(ref.get("key") or "")
-            if not key:
-                raise InvalidError(
-                    "artifactRepositoryRef.key is required here (the bundled controller does not read the "
-                    "ConfigMap's default-artifact-repository annotation)"
-                )
-            if self.references is None:
-                raise InvalidError("artifactRepositoryRef needs a ConfigMap resolver")
-            text = self.references.config_map(self.namespace, config_map, key)
-            try:
-                repository = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise InvalidError(f"artifactRepositoryRef {config_map}/{key} is not YAML: {exc}") from None
-            if not isinstance(repository, dict):
-                raise InvalidError(f"artifactRepositoryRef {config_map}/{key} is not an artifact repository")
-        s3 = (repository or {}).get("s3") if repository else None
-        if repository and s3 is None and not any(k in repository for k in ("archiveLogs",)):
-            kind = next(iter(repository), "unknown")
-            raise InvalidError(f"artifact repository kind {kind!r} is not supported (s3 is; or none for local)")
-        return S3Access(self.object_store, secret, self.namespace, s3 if isinstance(s3, dict) else None)
 
     @property
     def _terminated(self) -> bool:
@@ -929,13 +897,16 @@ class WorkflowRun:
             record = scope.get(f"inputs.artifacts.{artifact.name}")
             if record:
                 in_artifacts[artifact.name] = json.loads(record)
-        mounts = await self._stage_inputs(node, in_artifacts) + self._volume_mounts(resolved, body)
+        volumes = (self.spec.volumes or []) + (resolved.volumes or [])
+        mounts = await self.files.stage_inputs(node["id"], in_artifacts) + self.files.volume_mounts(
+            getattr(body, "volume_mounts", None) or [], volumes, self.spec.volume_claim_templates or []
+        )
         wanted = [
             OutputArtifact(a.name, a.path, bool(a.optional))
             for a in (resolved.outputs.artifacts if resolved.outputs else None) or []
             if a.path
         ]
-        staging = self._staging(node) if wanted else None
+        staging = self.files.staging(node["id"]) if wanted else None
         step = StepSpec(
             namespace=self.namespace,
             workflow=self.name,
@@ -977,8 +948,8 @@ class WorkflowRun:
         saved = await self._save_artifacts(node, resolved, result.artifacts)
         if saved:
             out["artifacts"] = saved
-        if in_artifacts and self.repository is not None:
-            await asyncio.to_thread(shutil.rmtree, self._staging(node) / "inputs", True)
+        if in_artifacts and self.files.local is not None:
+            await asyncio.to_thread(shutil.rmtree, self.files.staging(node["id"]) / "inputs", True)
         return self._complete(node, result.phase, result.message, out)
 
     # ----------------------------------------------------------------------------- containerSet
@@ -1133,8 +1104,8 @@ class WorkflowRun:
         record = paths_spec
         if paths_spec.get("from"):
             record = {**parse_reference(str(paths_spec["from"])), "name": paths_spec.get("name", "data")}
-        target = self._staging(node) / "data"
-        await fetch(record, target, self._repository(), self.s3)
+        target = self.files.staging(node["id"]) / "data"
+        await fetch(record, target, self.files.repository, self.files.s3)
         files = await asyncio.to_thread(_list_files, target)
         data: Any = files
         for index, step in enumerate(template.data.transformation):
@@ -1204,90 +1175,17 @@ class WorkflowRun:
 
     # ----------------------------------------------------------------------------- artifacts
 
-    def _repository(self) -> ArtifactRepository:
-        if self.repository is None:
-            raise InvalidError("artifacts need an artifact repository (none is configured for this controller)")
-        return self.repository
-
-    def _staging(self, node: Node) -> Path:
-        return self._repository().staging(self.namespace, self.name, node["id"])
-
-    async def _stage_inputs(self, node: Node, artifacts: Mapping[str, Record]) -> list[PathMount]:
-        """Fetch input artifacts into the step's staging directory; the mounts that place them."""
-        mounts: list[PathMount] = []
-        for name, record in artifacts.items():
-            if not record.get("path"):
-                continue
-            target = self._staging(node) / "inputs" / safe_name(name)
-            try:
-                await fetch(record, target, self._repository(), self.s3)
-            except (InvalidError, NotFoundError) as exc:
-                if record.get("optional"):
-                    continue
-                raise InvalidError(f"input artifact {name!r}: {exc}") from None
-            mounts.append(PathMount(str(record["path"]), str(target)))
-        return mounts
-
-    def _volume_mounts(self, template: Template, body: Any) -> list[PathMount]:
-        """``volumeMounts`` of emptyDir volumes and volumeClaimTemplates: one host directory per
-        workflow and volume, shared by its steps."""
-        mounts_spec = getattr(body, "volume_mounts", None) or []
-        if not mounts_spec:
-            return []
-        repository = self._repository()
-        known: dict[str, dict[str, Any]] = {}
-        for volume in (self.spec.volumes or []) + (template.volumes or []):
-            known[str(volume.get("name"))] = volume
-        claims = {str((c.get("metadata") or {}).get("name")) for c in self.spec.volume_claim_templates or []}
-        mounts: list[PathMount] = []
-        for mount in mounts_spec:
-            name = str(mount.get("name"))
-            declared = known.get(name)
-            if name not in claims and (declared is None or "emptyDir" not in declared):
-                kind = next((k for k in (declared or {}) if k != "name"), "unknown")
-                raise InvalidError(
-                    f"volume {name!r} ({kind}): the host executor supports emptyDir volumes and "
-                    "volumeClaimTemplates (a directory shared by the workflow's steps)"
-                )
-            host = repository.volume_dir(self.namespace, self.name, name)
-            sub_path = str(mount.get("subPath") or "")
-            if sub_path:
-                if sub_path.startswith("/") or ".." in Path(sub_path).parts:
-                    raise InvalidError(f"volumeMounts subPath {sub_path!r} must stay inside the volume")
-                host = host / sub_path
-            host.mkdir(parents=True, exist_ok=True)
-            mounts.append(PathMount(str(mount.get("mountPath")), str(host), copy=False))
-        return mounts
-
     async def _save_artifacts(self, node: Node, template: Template, collected: Mapping[str, str]) -> list[Record]:
-        saved: list[Record] = []
-        for artifact in (template.outputs.artifacts if template.outputs else None) or []:
-            host = collected.get(artifact.name)
-            if host is None or self.repository is None:
-                continue
-            declared = artifact.model_dump(by_alias=True, exclude_none=True, mode="json")
-            if artifact.s3 is not None or self.s3.repository is not None:
-                record = await save_s3(Path(host), declared, self._output_s3(artifact, node, template), self.s3)
-            else:
-                record = await self.repository.save(Path(host), self.namespace, self.name, node["id"], declared)
+        """Save a step's output artifacts (see :class:`StepFiles`); ``globalName`` ones become the
+        workflow's outputs too."""
+        scope = {**self.globals, "pod.name": pod_name(self.name, template.name, node["name"])}
+        records: list[Record] = []
+        for artifact, record in await self.files.save_outputs(node["id"], template, collected, scope):
             if artifact.global_name:
                 self._set_global_artifact(artifact.global_name, record)
                 record["globalName"] = artifact.global_name
-            saved.append(record)
-        return saved
-
-    def _output_s3(self, artifact: Artifact, node: Node, template: Template) -> dict[str, Any]:
-        """Where an output artifact goes in S3: its own ``s3`` block completed by the repository;
-        without a key, ``<keyFormat>/<name>.tgz`` (keyFormat default ``{{workflow.name}}/{{pod.name}}``)."""
-        spec = self.s3.spec(artifact.s3 or {})
-        if not spec.get("key"):
-            key_format = str((self.s3.repository or {}).get("keyFormat") or "{{workflow.name}}/{{pod.name}}")
-            scope = {**self.globals, "pod.name": pod_name(self.name, template.name, node["name"])}
-            scope.setdefault("workflow.creationTimestamp", "")
-            base = substitute(key_format, scope).strip("/")
-            archive = artifact.archive or {}
-            spec["key"] = f"{base}/{artifact.name}" + ("" if "none" in archive else ".tgz")
-        return spec
+            records.append(record)
+        return records
 
     async def _run_step(self, step: StepSpec) -> StepResult:
         async with contextlib.AsyncExitStack() as stack:
