@@ -2,7 +2,7 @@
 # Installs the system packages the tests need, idempotently: Debian's Chromium for the browser
 # tests (Playwright drives /usr/bin/chromium; no browser is downloaded) with fonts for readable
 # screenshots, cowsay, git and npm for workflow examples and test assets, and the Playwright Python
-# package for the given interpreter.
+# package for the given interpreter, and wrk (the C load generator of the closed-loop benchmarks).
 #   usage: scripts/test_system_deps.sh [python]      (default: python3)
 set -euo pipefail
 PYTHON="${1:-${PYTHON:-python3}}"
@@ -14,6 +14,7 @@ dpkg -s fonts-dejavu-core >/dev/null 2>&1 || need_apt+=(fonts-dejavu-core)
 [ -x /usr/games/cowsay ] || need_apt+=(cowsay)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
