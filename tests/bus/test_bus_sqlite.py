@@ -350,7 +350,7 @@ async def test_the_wal_is_checkpointed_off_the_commit_path(tmp_path: Path) -> No
             await bus.publish_many(
                 [Event(id=f"{round_}-{n}", source="es", subject="ev", type="webhook", data=body) for n in range(500)]
             )
-            await asyncio.sleep(0.3)  # the checkpointer runs at most every 0.25 s
+            await asyncio.sleep(0.3)  # the checkpointer runs at most every 0.02 s (sqlitekit.WalCheckpointer)
             sizes.append(wal.stat().st_size)
         written = 12 * 500 * 4000
         # without checkpoints the WAL would hold every page ever written (> 24 MB)
