@@ -61,8 +61,10 @@ def _script(spec: dict[str, Any], body_file: Path) -> str:
 
 
 def _wrk(spec: dict[str, Any], seconds: float, folder: Path) -> dict[str, Any]:
-    body_file = Path(spec["body_file"]) if "body_file" in spec else folder / "body"
-    if "body_file" not in spec:
+    if "body_file" in spec:
+        body_file = Path(spec["body_file"])
+    else:
+        body_file = folder / "body"
         body_file.write_text(str(spec.get("body", "")))
     script = folder / f"load-{uuid.uuid4().hex[:8]}.lua"
     script.write_text(_script(spec, body_file))

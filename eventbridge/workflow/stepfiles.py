@@ -52,8 +52,8 @@ def s3_access(
             raise InvalidError(f"artifactRepositoryRef {config_map}/{key} is not YAML: {exc}") from None
         if not isinstance(repository, dict):
             raise InvalidError(f"artifactRepositoryRef {config_map}/{key} is not an artifact repository")
-    s3 = (repository or {}).get("s3") if repository else None
-    if repository and s3 is None and not any(k in repository for k in ("archiveLogs",)):
+    s3 = repository.get("s3") if repository else None
+    if repository and s3 is None and "archiveLogs" not in repository:
         kind = next(iter(repository), "unknown")
         raise InvalidError(f"artifact repository kind {kind!r} is not supported (s3 is; or none for local)")
     return S3Access(object_store, secret, namespace, s3 if isinstance(s3, dict) else None)
