@@ -25,10 +25,11 @@ SIZES = (256, 64, 16, 4, 1)
 T = TypeVar("T")
 
 
-def chunks(rows: Sequence[T]) -> Iterator[Sequence[T]]:
-    """``rows`` in consecutive pieces whose lengths are all in :data:`SIZES` (largest first)."""
+def chunks(rows: Sequence[T], sizes: Sequence[int] = SIZES) -> Iterator[Sequence[T]]:
+    """``rows`` in consecutive pieces whose lengths are all in ``sizes`` (descending, ending in 1),
+    largest first."""
     start = 0
-    for size in SIZES:
+    for size in sizes:
         while len(rows) - start >= size:
             yield rows[start : start + size]
             start += size

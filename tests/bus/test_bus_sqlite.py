@@ -90,6 +90,30 @@ async def test_dedup_on_namespace_source_subject_id(bus: SqliteBus) -> None:
     ]
 
 
+async def test_offsets_stay_exact_when_duplicates_use_up_row_ids(bus: SqliteBus) -> None:
+    """An ignored duplicate still uses up an AUTOINCREMENT value, so a statement's new rows are not
+    always consecutive; the head the bus reports (which subscribers read up to) must still be the
+    newest stored offset, and every new event must reach a subscriber, in every chunk size."""
+    sub = bus.subscribe("g")
+    expected: list[str] = []
+    known: set[str] = set()
+    for round_ in range(6):
+        names = [f"{round_}-{n}" for n in range(37)]
+        # duplicates of stored events and of each other, first, in the middle and last
+        batch = [f"{round_ - 1}-3" if round_ else "0-0", *names[:20], names[5], *names[20:], names[0], "0-1"]
+        answers = await bus.publish_many([make_event(name) for name in batch])
+        for name, answer in zip(batch, answers, strict=True):
+            assert answer is (name not in known), (name, answer)
+            if name not in known:
+                known.add(name)
+                expected.append(f"id-{name}")
+        stored = await bus.list_events(limit=10_000)
+        assert [d.event.id for d in stored] == expected
+        assert bus.head == stored[-1].offset
+    got = await take(sub, len(expected))
+    assert [d.event.id for d in got] == expected
+
+
 async def test_publish_many_answers_per_event_in_order(bus: SqliteBus) -> None:
     """publish_many (the calendar's batch) answers like publish, per event, and through the
     generic helper a bus without it publishes them one by one with the same answers."""
