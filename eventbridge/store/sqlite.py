@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import sqlite3
 import string
 import threading
@@ -103,10 +102,35 @@ _DELETE_SQL = "DELETE FROM objects WHERE (kind, namespace, name) IN (VALUES {val
 _UPSERT_SQL = "INSERT OR REPLACE INTO objects(kind, namespace, name, rv, body, uid, created) VALUES {values}"
 
 
+#: Row counts of the multi-row statements: a batch of up to 16 objects is one statement (each
+#: statement is a SQLite step, and each step a hand-over of the GIL to the event loop and back).
+_SIZES = (256, 64, *range(16, 0, -1))
+
+
+def _random_suffix() -> str:
+    """Five random characters of the suffix alphabet from one read of the system's random source
+    (``secrets.choice`` reads it once per character: 10 µs a name, in the store's thread)."""
+    while True:
+        # bytes below 252 = 7 * 36 only, so that every character is equally likely
+        picks = [byte for byte in os.urandom(8) if byte < 252]
+        if len(picks) >= 5:
+            return "".join(_SUFFIX_ALPHABET[byte % 36] for byte in picks[:5])
+
+
+def _proposed_name(write: _Write) -> Key | None:
+    """For a create by ``generateName``: a key with a random name, to be read with the batch
+    (instead of one query per name); ``None`` for every other write."""
+    meta = write.obj.get("metadata")
+    if write.op != "create" or not isinstance(meta, dict) or meta.get("name") or not meta.get("generateName"):
+        return None
+    name = str(meta["generateName"]) + _random_suffix()
+    return str(write.obj.get("kind", "")), str(meta.get("namespace") or "default"), name
+
+
 def _read_rows(conn: sqlite3.Connection, keys: set[Key]) -> dict[Key, _Row | None]:
     """The stored rows of ``keys`` (``None`` for the missing ones), in one query per chunk."""
     rows: dict[Key, _Row | None] = dict.fromkeys(keys)
-    for chunk in chunks(list(keys)):
+    for chunk in chunks(list(keys), _SIZES):
         sql = _READ_ROWS_SQL.format(values=placeholders(3, len(chunk)))
         for kind, namespace, name, rv, uid, created in conn.execute(sql, [part for key in chunk for part in key]):
             rows[(kind, namespace, name)] = _Row(int(rv), uid, created)
@@ -353,19 +377,20 @@ class SqliteStore:
     def _apply_batch(self, conn: sqlite3.Connection, batch: Sequence[_Write]) -> None:
         """Decide every write of ``batch`` in order (each sees the ones before it), then write the
         outcome with one DELETE and one multi-row INSERT per chunk. Sets each ``write.result``."""
-        rows = _read_rows(conn, {_key(w.obj) for w in batch if _named(w.obj)})
+        proposed = [_proposed_name(w) for w in batch]
+        rows = _read_rows(conn, {_key(w.obj) for w in batch if _named(w.obj)} | {k for k in proposed if k is not None})
         deleted: set[Key] = set()
         uids = _new_uids(sum(1 for w in batch if w.op == "create"))
-        for write in batch:
+        for write, proposal in zip(batch, proposed, strict=True):
             try:
-                write.result = self._decide(conn, write, rows, deleted, uids)
+                write.result = self._decide(conn, write, rows, deleted, uids, proposal)
             except (AlreadyExistsError, ConflictError, NotFoundError, InvalidError) as exc:
                 write.result = exc
         gone = [key for key in deleted if rows.get(key) is None]
-        for keys in chunks(gone):
+        for keys in chunks(gone, _SIZES):
             conn.execute(_DELETE_SQL.format(values=placeholders(3, len(keys))), [part for key in keys for part in key])
         written = [(key, row) for key, row in rows.items() if row is not None and row.body is not None]
-        for chunk in chunks(written):
+        for chunk in chunks(written, _SIZES):
             params: list[Any] = []
             for (kind, namespace, name), row in chunk:
                 params += (kind, namespace, name, row.rv, row.body, row.uid, row.created)
@@ -378,8 +403,10 @@ class SqliteStore:
         rows: dict[Key, _Row | None],
         deleted: set[Key],
         uids: Iterator[str],
+        proposed: Key | None,
     ) -> Object:
-        """One write against ``rows`` (the batch's view of the table, updated in place)."""
+        """One write against ``rows`` (the batch's view of the table, updated in place);
+        ``proposed``: the generated name read with the batch (see :func:`_proposed_name`)."""
         if write.op == "delete":
             key = _key(write.obj)
             row = rows.get(key)
@@ -401,7 +428,10 @@ class SqliteStore:
                 prefix = meta.get("generateName")
                 if not prefix:
                     raise InvalidError("metadata.name or metadata.generateName is required")
-                meta["name"] = self._free_name(conn, str(obj.get("kind", "")), meta["namespace"], prefix, rows)
+                if proposed is not None and proposed in rows and rows[proposed] is None:
+                    meta["name"] = proposed[2]
+                else:  # taken (one chance in 60 million), or another write of the batch has it
+                    meta["name"] = self._free_name(conn, str(obj.get("kind", "")), meta["namespace"], prefix, rows)
             key = _key(obj)
             if rows.get(key) is not None:
                 raise AlreadyExistsError(f"{key[0]} {key[1]}/{key[2]} already exists")
@@ -436,7 +466,7 @@ class SqliteStore:
     ) -> str:
         """``prefix`` + 5 random characters, free in the table and in this batch."""
         for _ in range(20):
-            name = prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+            name = prefix + _random_suffix()
             key = (kind, namespace, name)
             if key in rows:
                 if rows[key] is None:

@@ -141,3 +141,41 @@ async def test_batches_of_any_size_write_exactly_their_rows(tmp_path: Path) -> N
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM objects").fetchone()[0] == 296
         assert conn.execute("SELECT count(*) FROM objects WHERE kind IS NULL OR name IS NULL").fetchone()[0] == 0
+
+
+async def test_generated_names_never_take_a_stored_or_batch_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The names for generateName are proposed before the batch's one read; a proposal that is
+    stored already, or that another create of the same batch took, is replaced by a free one."""
+    import eventbridge.store.sqlite as store_module
+
+    suffixes = ["aaaaa", "aaaaa", "aaaaa", "bbbbb", "eeeee", "eeeee", "fffff"]
+    monkeypatch.setattr(store_module, "_random_suffix", iter(suffixes).__next__)
+    async with SqliteStore(tmp_path / "s.db") as store:
+        assert (await store.create(wf(generateName="gen-")))["metadata"]["name"] == "gen-aaaaa"
+        # the proposal aaaaa is stored: the fallback draws again (aaaaa: taken; then bbbbb)
+        assert (await store.create(wf(generateName="gen-")))["metadata"]["name"] == "gen-bbbbb"
+        gate = threading.Event()
+        store._thread.submit(gate.wait)  # both creates below in one batch
+        tasks = [asyncio.ensure_future(store.create(wf(generateName="gen-"))) for _ in range(2)]
+        for _ in range(500):
+            if len(store._pending) == 2:
+                break
+            await asyncio.sleep(0.01)
+        gate.set()
+        # both propose eeeee: the first takes it, the second draws fffff
+        assert [(await task)["metadata"]["name"] for task in tasks] == ["gen-eeeee", "gen-fffff"]
+        assert {o["metadata"]["name"] for o in await store.list("Workflow")} == {f"gen-{c * 5}" for c in "abef"}
+
+
+def test_random_suffixes_use_the_whole_alphabet_evenly() -> None:
+    from collections import Counter
+
+    from eventbridge.store.sqlite import _SUFFIX_ALPHABET, _random_suffix
+
+    counts = Counter("".join(_random_suffix() for _ in range(40_000)))
+    assert set(counts) == set(_SUFFIX_ALPHABET) and len(_SUFFIX_ALPHABET) == 36
+    # 4.5 standard deviations; a plain byte % 36 would give four characters 12.5 % more
+    expected = 200_000 / 36
+    assert all(abs(n - expected) < expected * 0.06 for n in counts.values()), counts
