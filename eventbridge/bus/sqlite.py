@@ -20,7 +20,11 @@ How it works:
   :meth:`SqliteBus.subscribe` is called, so events published after that call are never skipped.
   Cursor writes are deferred a few milliseconds and ride along with the next batch; a crash
   can therefore redeliver a few acknowledged events (at-least-once).
-* Subscribers are woken by commits (no polling) and read in batches.
+* Subscribers are woken by commits (no polling) and read in batches. Those that keep up read
+  from the **tail**: the bus keeps the bodies of the events it committed since the slowest open
+  subscription's position (at most :data:`TAIL_LIMIT`), so a subscriber does not have to ask the
+  writer thread for what it has just written (a 256-row read cost one GIL hand-over per row and
+  waited behind the writes and their fsync). A subscriber further behind reads the file.
 * **Retention**: events are kept (they are the event log that replay and the UI read).
 * **Back-pressure**: :meth:`SqliteBus.pressure` says when the bus should not take more events
   from push-style sources (webhooks answer 503 with ``Retry-After``): when more than
@@ -37,6 +41,7 @@ Use one event loop per bus (the one that called :meth:`SqliteBus.start`).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import os
@@ -97,6 +102,9 @@ GATHER_BELOW = 16
 
 #: Most commands taken into one transaction.
 MAX_BATCH = 1024
+
+#: Most committed events kept in memory for subscriptions that keep up (see the module docstring).
+TAIL_LIMIT = 4096
 
 #: Default bounds of :meth:`SqliteBus.pressure` and the variables that override them.
 DEFAULT_MAX_BACKLOG = 100_000
@@ -166,6 +174,12 @@ class SqliteBus:
         self._running = False
         self._head = 0
         self._subscriptions: dict[str, SqliteSubscription] = {}
+        # The tail: offsets and bodies of recent commits, live from index _tail_start; it holds
+        # every committed event with an offset above _tail_from.
+        self._tail_offsets: list[int] = []
+        self._tail_bodies: list[bytes] = []
+        self._tail_start = 0
+        self._tail_from = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -182,6 +196,7 @@ class SqliteBus:
         self._thread.start()
         try:
             self._head = await ready
+            self._tail_from = self._head
         except BaseException:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
@@ -451,7 +466,7 @@ class SqliteBus:
         writes = [c for c in batch if isinstance(c, _Publish) or c.write]
         reads = [c for c in batch if isinstance(c, _Call) and not c.write]
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        head = 0
+        stored: list[tuple[int, bytes]] = []  # (offset, body) of the events this batch added, in order
         if writes:
             try:
                 if len(writes) <= _ONE_STATEMENT and all(isinstance(c, _Publish) for c in writes):
@@ -462,7 +477,8 @@ class SqliteBus:
                     results = _apply_batch(conn, writes)
                     conn.execute("COMMIT")
                 for command, (result, offset) in zip(writes, results, strict=True):
-                    head = max(head, offset)
+                    if offset and isinstance(command, _Publish):
+                        stored.append((offset, command.body))
                     if command.future is not None:
                         outcomes.append((command.future, result, None))
             except Exception as batch_error:  # noqa: BLE001
@@ -481,7 +497,8 @@ class SqliteBus:
                         else:
                             log.error("bus background write failed: %s", exc)
                         continue
-                    head = max(head, offset)
+                    if offset and isinstance(command, _Publish):
+                        stored.append((offset, command.body))
                     if command.future is not None:
                         outcomes.append((command.future, result, None))
         for call in reads:
@@ -493,8 +510,8 @@ class SqliteBus:
                 continue
             if call.future is not None:
                 outcomes.append((call.future, result, None))
-        if outcomes or head:
-            self._to_loop(self._after_batch, outcomes, head)
+        if outcomes or stored:
+            self._to_loop(self._after_batch, outcomes, stored)
 
     def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop
@@ -503,12 +520,59 @@ class SqliteBus:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
             loop.call_soon_threadsafe(fn, *args)
 
-    def _after_batch(self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]], head: int) -> None:
-        if head > self._head:
-            self._head = head
+    def _after_batch(
+        self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]], stored: list[tuple[int, bytes]]
+    ) -> None:
+        if stored and stored[-1][0] > self._head:
+            self._head = stored[-1][0]
+            self._add_to_tail(stored)
             for subscription in self._subscriptions.values():
                 subscription._wake.set()
         _settle(outcomes)
+
+    # -- the tail (on the event loop) ------------------------------------------------------
+
+    def _add_to_tail(self, stored: list[tuple[int, bytes]]) -> None:
+        if not self._subscriptions:  # nobody to read it
+            self._tail_offsets, self._tail_bodies, self._tail_start = [], [], 0
+            self._tail_from = self._head
+            return
+        for offset, body in stored:
+            self._tail_offsets.append(offset)
+            self._tail_bodies.append(body)
+        over = len(self._tail_offsets) - self._tail_start - TAIL_LIMIT
+        if over > 0:
+            self._drop_tail(self._tail_start + over)
+
+    def _from_tail(self, position: int, limit: int) -> list[Delivery] | None:
+        """Up to ``limit`` events after offset ``position`` from the tail; ``None`` when the tail
+        does not reach back that far (then read the file)."""
+        if position < self._tail_from:
+            return None
+        first = bisect.bisect_right(self._tail_offsets, position, self._tail_start)
+        end = min(first + limit, len(self._tail_offsets))
+        return [
+            Delivery(Event.from_bytes(self._tail_bodies[index]), self._tail_offsets[index])
+            for index in range(first, end)
+        ]
+
+    def _trim_tail(self) -> None:
+        """Drop what every open subscription has read (called when one moved on)."""
+        positions = [s._position for s in self._subscriptions.values()]
+        if not positions or None in positions:
+            return  # a subscription that has not started yet may still need all of it
+        lowest = min(p for p in positions if p is not None)
+        end = bisect.bisect_right(self._tail_offsets, lowest, self._tail_start)
+        if end > self._tail_start:
+            self._drop_tail(end)
+
+    def _drop_tail(self, end: int) -> None:
+        """Drop the tail's entries before index ``end``."""
+        self._tail_from = max(self._tail_from, self._tail_offsets[end - 1])
+        self._tail_start = end
+        if end > 1024 and end * 2 > len(self._tail_offsets):  # compact now and then
+            del self._tail_offsets[:end], self._tail_bodies[:end]
+            self._tail_start = 0
 
 
 def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple[Any, int]]:
@@ -659,12 +723,15 @@ class SqliteSubscription:
                 self._cursor = self._saved = start
                 continue
             if self._position < self._bus.head:
-                batch = await self._bus._read_after(self._position, self._bus.read_batch)
+                batch = self._bus._from_tail(self._position, self._bus.read_batch)
+                if batch is None:
+                    batch = await self._bus._read_after(self._position, self._bus.read_batch)
                 if batch:
                     self._buffer.extend(batch)
                     self._position = batch[-1].offset
                 else:
                     self._position = self._bus.head
+                self._bus._trim_tail()
                 continue
             self._wake.clear()
             if self._position < self._bus.head or self._closed:

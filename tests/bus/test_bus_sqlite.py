@@ -114,6 +114,46 @@ async def test_offsets_stay_exact_when_duplicates_use_up_row_ids(bus: SqliteBus)
     assert [d.event.id for d in got] == expected
 
 
+async def test_subscribers_that_keep_up_read_the_tail_and_the_rest_read_the_file(
+    bus: SqliteBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscriber that keeps up gets what was just committed from memory (no read of the file);
+    one further behind than the tail reaches gets the same events, in order, from the file; and
+    once every subscriber has read them the tail lets go of the bodies."""
+    import eventbridge.bus.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "TAIL_LIMIT", 50)
+    bus.read_batch = 16  # the slow one crosses from the file to the tail between two reads
+    file_reads: list[int] = []
+    read_after = bus._read_after
+
+    async def counted(offset: int, limit: int) -> list[Delivery]:
+        file_reads.append(offset)
+        return await read_after(offset, limit)
+
+    monkeypatch.setattr(bus, "_read_after", counted)
+    await bus.publish(make_event("before"))
+    fast, slow = bus.subscribe("fast"), bus.subscribe("slow")
+    expected: list[str] = []
+    for round_ in range(4):
+        names = [f"{round_}-{n}" for n in range(30)]
+        await bus.publish_many([make_event(name) for name in names])
+        expected += [f"id-{name}" for name in names]
+        got = await take(fast, 30)
+        assert [d.event.id for d in got] == expected[-30:]
+        for delivery in got:
+            await fast.ack(delivery)
+    assert file_reads == []  # the fast one never read the file
+    assert len(bus._tail_offsets) - bus._tail_start <= 50  # bounded while "slow" lags
+    got = await take(slow, 120)  # 120 events behind: the first ones only in the file
+    assert [d.event.id for d in got] == expected
+    assert file_reads and [d.offset for d in got] == sorted(d.offset for d in got)
+    assert len(bus._tail_offsets) - bus._tail_start == 0  # both have read everything: nothing kept
+    await bus.publish(make_event("after"))
+    assert [d.event.id for d in await take(slow, 1)] == ["id-after"]
+    assert [d.event.id for d in await take(fast, 1)] == ["id-after"]
+
+
 async def test_publish_many_answers_per_event_in_order(bus: SqliteBus) -> None:
     """publish_many (the calendar's batch) answers like publish, per event, and through the
     generic helper a bus without it publishes them one by one with the same answers."""
