@@ -22,9 +22,10 @@ How it works:
   can therefore redeliver a few acknowledged events (at-least-once).
 * Subscribers are woken by commits (no polling) and read in batches. Those that keep up read
   from the **tail**: the bus keeps the bodies of the events it committed since the slowest open
-  subscription's position (at most :data:`TAIL_LIMIT`), so a subscriber does not have to ask the
-  writer thread for what it has just written (a 256-row read cost one GIL hand-over per row and
-  waited behind the writes and their fsync). A subscriber further behind reads the file.
+  subscription's position (at most :data:`TAIL_LIMIT` events and :data:`TAIL_BYTES`), so a
+  subscriber does not have to ask the writer thread for what it has just written (a 256-row read
+  cost one GIL hand-over per row and waited behind the writes and their fsync). A subscriber
+  further behind reads the file.
 * **Retention**: events are kept (they are the event log that replay and the UI read).
 * **Back-pressure**: :meth:`SqliteBus.pressure` says when the bus should not take more events
   from push-style sources (webhooks answer 503 with ``Retry-After``): when more than
@@ -103,8 +104,10 @@ GATHER_BELOW = 16
 #: Most commands taken into one transaction.
 MAX_BATCH = 1024
 
-#: Most committed events kept in memory for subscriptions that keep up (see the module docstring).
+#: Most committed events, and most bytes of them, kept in memory for subscriptions that keep up
+#: (see the module docstring).
 TAIL_LIMIT = 4096
+TAIL_BYTES = 8 << 20
 
 #: Default bounds of :meth:`SqliteBus.pressure` and the variables that override them.
 DEFAULT_MAX_BACKLOG = 100_000
@@ -174,11 +177,11 @@ class SqliteBus:
         self._running = False
         self._head = 0
         self._subscriptions: dict[str, SqliteSubscription] = {}
-        # The tail: offsets and bodies of recent commits, live from index _tail_start; it holds
-        # every committed event with an offset above _tail_from.
+        # The tail: offsets and bodies of recent commits, oldest first, _tail_bytes in all; it
+        # holds every committed event with an offset above _tail_from.
         self._tail_offsets: list[int] = []
         self._tail_bodies: list[bytes] = []
-        self._tail_start = 0
+        self._tail_bytes = 0
         self._tail_from = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -534,22 +537,25 @@ class SqliteBus:
 
     def _add_to_tail(self, stored: list[tuple[int, bytes]]) -> None:
         if not self._subscriptions:  # nobody to read it
-            self._tail_offsets, self._tail_bodies, self._tail_start = [], [], 0
+            self._drop_tail(len(self._tail_offsets))
             self._tail_from = self._head
             return
         for offset, body in stored:
             self._tail_offsets.append(offset)
             self._tail_bodies.append(body)
-        over = len(self._tail_offsets) - self._tail_start - TAIL_LIMIT
-        if over > 0:
-            self._drop_tail(self._tail_start + over)
+            self._tail_bytes += len(body)
+        over, count, size = 0, len(self._tail_offsets), self._tail_bytes
+        while count - over > TAIL_LIMIT or size > TAIL_BYTES:
+            size -= len(self._tail_bodies[over])
+            over += 1
+        self._drop_tail(over)
 
     def _from_tail(self, position: int, limit: int) -> list[Delivery] | None:
         """Up to ``limit`` events after offset ``position`` from the tail; ``None`` when the tail
         does not reach back that far (then read the file)."""
         if position < self._tail_from:
             return None
-        first = bisect.bisect_right(self._tail_offsets, position, self._tail_start)
+        first = bisect.bisect_right(self._tail_offsets, position)
         end = min(first + limit, len(self._tail_offsets))
         return [
             Delivery(Event.from_bytes(self._tail_bodies[index]), self._tail_offsets[index])
@@ -562,17 +568,15 @@ class SqliteBus:
         if not positions or None in positions:
             return  # a subscription that has not started yet may still need all of it
         lowest = min(p for p in positions if p is not None)
-        end = bisect.bisect_right(self._tail_offsets, lowest, self._tail_start)
-        if end > self._tail_start:
-            self._drop_tail(end)
+        self._drop_tail(bisect.bisect_right(self._tail_offsets, lowest))
 
-    def _drop_tail(self, end: int) -> None:
-        """Drop the tail's entries before index ``end``."""
-        self._tail_from = max(self._tail_from, self._tail_offsets[end - 1])
-        self._tail_start = end
-        if end > 1024 and end * 2 > len(self._tail_offsets):  # compact now and then
-            del self._tail_offsets[:end], self._tail_bodies[:end]
-            self._tail_start = 0
+    def _drop_tail(self, count: int) -> None:
+        """Drop the tail's ``count`` oldest entries."""
+        if count <= 0:
+            return
+        self._tail_from = max(self._tail_from, self._tail_offsets[count - 1])
+        self._tail_bytes -= sum(len(body) for body in self._tail_bodies[:count])
+        del self._tail_offsets[:count], self._tail_bodies[:count]
 
 
 def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple[Any, int]]:
