@@ -14,7 +14,6 @@ handled by re-reading and writing our status over the fresh object.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import copy
 import json
@@ -24,10 +23,8 @@ import shutil
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 from pydantic import ValidationError
 
 from eventbridge.errors import ConflictError, EventBridgeError, ExprError, InvalidError, NotFoundError
@@ -56,11 +53,11 @@ from eventbridge.workflow.artifacts import (
     ObjectStore,
     Record,
     S3Access,
-    fetch,
     has_source,
     parse_reference,
 )
 from eventbridge.workflow.depends import evaluate_depends, failure_refs, reaches, task_dependencies
+from eventbridge.workflow.leaves import Outcome, run_data, run_http
 from eventbridge.workflow.loops import add_item, expansions
 from eventbridge.workflow.memo import MemoCache, fresh
 from eventbridge.workflow.nodes import (
@@ -568,6 +565,9 @@ class WorkflowRun:
         self._changed()
         return node
 
+    def _completed(self, node: Node, outcome: Outcome) -> Node:
+        return self._complete(node, outcome.phase, outcome.message, outcome.outputs)
+
     def _add_child(self, parent: Node, child: Node) -> None:
         children = parent.setdefault("children", [])
         if child["id"] not in children:
@@ -1050,47 +1050,9 @@ class WorkflowRun:
     async def _run_http(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
         """Make the request from the controller; ``outputs.result`` is the response body."""
         raw = template.model_dump(by_alias=True, exclude_unset=True, mode="json")
-        resolved = Template.model_validate(substitute_all(raw, scope))
-        spec = resolved.http
+        spec = Template.model_validate(substitute_all(raw, scope)).http
         assert spec is not None
-        headers: dict[str, str] = {}
-        for header in spec.headers or []:
-            name = str(header.get("name", ""))
-            headers[name] = self._env_value(name, header.get("value"), header.get("valueFrom"))
-        method = (spec.method or "GET").upper()
-        body = spec.body or ""
-        if spec.body_from and spec.body_from.get("bytes") is not None:
-            body = base64.b64decode(str(spec.body_from["bytes"])).decode("utf-8", "replace")
-        try:
-            response = await http_request(
-                method,
-                spec.url,
-                headers,
-                body,
-                seconds=float(spec.timeout_seconds or 30),
-                verify=not spec.insecure_skip_verify,
-            )
-        except InvalidError as exc:
-            return self._complete(node, "Failed", str(exc))
-        env = {
-            "request": {
-                "method": method,
-                "url": spec.url,
-                "body": body,
-                "headers": {k: [v] for k, v in headers.items()},
-            },
-            "response": response,
-        }
-        outputs: dict[str, Any] = {"result": response["body"]}
-        condition = spec.success_condition
-        try:
-            ok = evaluate_bool(condition, env) if condition else 200 <= int(response["statusCode"]) < 300
-        except ExprError as exc:
-            return self._complete(node, "Error", f"successCondition: {exc}", outputs)
-        if not ok:
-            reason = f"successCondition {condition!r} was false" if condition else "the status was not 2xx"
-            return self._complete(node, "Failed", f"{reason} (status {response['statusCode']})", outputs)
-        return self._complete(node, "Succeeded", "", outputs)
+        return self._completed(node, await run_http(spec, self._env_value))
 
     # ----------------------------------------------------------------------------- data
 
@@ -1098,24 +1060,7 @@ class WorkflowRun:
         """``data``: the file paths of ``source.artifactPaths`` through expr ``transformation`` steps."""
         assert template.data is not None
         source = substitute_all(template.data.source, scope)
-        paths_spec = source.get("artifactPaths")
-        if not isinstance(paths_spec, dict):
-            return self._complete(node, "Error", "data.source.artifactPaths is required")
-        record = paths_spec
-        if paths_spec.get("from"):
-            record = {**parse_reference(str(paths_spec["from"])), "name": paths_spec.get("name", "data")}
-        target = self.files.staging(node["id"]) / "data"
-        await fetch(record, target, self.files.repository, self.files.s3)
-        files = await asyncio.to_thread(_list_files, target)
-        data: Any = files
-        for index, step in enumerate(template.data.transformation):
-            expression = step.get("expression")
-            if not expression:
-                return self._complete(node, "Error", f"data.transformation.{index}: only expression is supported")
-            data = evaluate(str(expression), {"data": data})
-        await asyncio.to_thread(shutil.rmtree, target, True)
-        result = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-        return self._complete(node, "Succeeded", "", {"result": result})
+        return self._completed(node, await run_data(template.data, source, self.files, node["id"]))
 
     # ----------------------------------------------------------------------------- plugin
 
@@ -1859,32 +1804,6 @@ def _parse_time(text: str | None) -> float | None:
 
 
 _SOLE_OUTPUT_REF = re.compile(r"^\{\{\s*(steps|tasks)\.([^.{}]+)\.outputs\.(?:parameters\.[^{}]+|result)\s*\}\}$")
-
-
-def _list_files(root: Path) -> list[str]:
-    if root.is_file():
-        return [root.name]
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-async def http_request(
-    method: str, url: str, headers: Mapping[str, str], body: str, *, seconds: float, verify: bool = True
-) -> dict[str, Any]:
-    """One HTTP request; ``{statusCode, body, headers}`` (headers as lists), InvalidError if it failed."""
-    if not url.startswith(("http://", "https://")):
-        raise InvalidError(f"http.url {url!r} is not an http(s) URL")
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
-            session.request(method, url, headers=dict(headers), data=body or None, ssl=bool(verify)) as response,
-        ):
-            text = await response.text(errors="replace")
-            response_headers: dict[str, list[str]] = {}
-            for key, value in response.headers.items():
-                response_headers.setdefault(key, []).append(value)
-            return {"statusCode": response.status, "body": text, "headers": response_headers}
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise InvalidError(f"{method} {url} failed: {exc or type(exc).__name__}") from None
 
 
 def _json_or_text(text: Any) -> Any:
