@@ -773,28 +773,23 @@ class WorkflowRun:
         scope = self._template_scope(inputs)
         if retries is not None:
             scope["retries"] = str(retries)
+        runner = {
+            "container": self._run_pod,
+            "script": self._run_pod,
+            "steps": self._run_steps,
+            "dag": self._run_dag,
+            "suspend": self._run_suspend,
+            "container_set": self._run_container_set,
+            "http": self._run_http,
+            "data": self._run_data,
+            "plugin": self._run_plugin,
+            "resource": self._run_resource,
+        }.get(kind)
+        if runner is None:
+            unsupported = f"template type {kind or 'none'!r} is not supported by this controller"
+            return self._complete(node, "Error", unsupported)
         try:
-            if kind in ("container", "script"):
-                return await self._run_pod(node, template, scope)
-            if kind == "steps":
-                return await self._run_steps(node, template, scope)
-            if kind == "dag":
-                return await self._run_dag(node, template, scope)
-            if kind == "suspend":
-                return await self._run_suspend(node, template, scope)
-            if kind == "container_set":
-                return await self._run_container_set(node, template, scope)
-            if kind == "http":
-                return await self._run_http(node, template, scope)
-            if kind == "data":
-                return await self._run_data(node, template, scope)
-            if kind == "plugin":
-                return await self._run_plugin(node, template, scope)
-            if kind == "resource":
-                return await self._run_resource(node, template, scope)
-            return self._complete(
-                node, "Error", f"template type {kind or 'none'!r} is not supported by this controller"
-            )
+            return await runner(node, template, scope)
         except (ExprError, InvalidError, NotFoundError, ValidationError) as exc:
             return self._complete(node, "Error", _message(exc))
 
