@@ -44,7 +44,6 @@ Use one event loop per bus (the one that called :meth:`SqliteBus.start`).
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import os
@@ -59,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from eventbridge.bus.base import Delivery, settled
+from eventbridge.bus.tail import Tail
 from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
 from eventbridge.events import Event, format_time
 from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders, shrink_memory
@@ -179,12 +179,7 @@ class SqliteBus:
         self._running = False
         self._head = 0
         self._subscriptions: dict[str, SqliteSubscription] = {}
-        # The tail: offsets and bodies of recent commits, oldest first, _tail_bytes in all; it
-        # holds every committed event with an offset above _tail_from.
-        self._tail_offsets: list[int] = []
-        self._tail_bodies: list[bytes] = []
-        self._tail_bytes = 0
-        self._tail_from = 0
+        self._tail = Tail()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -201,7 +196,7 @@ class SqliteBus:
         self._thread.start()
         try:
             self._head = await ready
-            self._tail_from = self._head
+            self._tail.reset(self._head)
         except BaseException:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
@@ -540,47 +535,25 @@ class SqliteBus:
     # -- the tail (on the event loop) ------------------------------------------------------
 
     def _add_to_tail(self, stored: list[tuple[int, bytes]]) -> None:
-        if not self._subscriptions:  # nobody to read it
-            self._drop_tail(len(self._tail_offsets))
-            self._tail_from = self._head
-            return
-        for offset, body in stored:
-            self._tail_offsets.append(offset)
-            self._tail_bodies.append(body)
-            self._tail_bytes += len(body)
-        over, count, size = 0, len(self._tail_offsets), self._tail_bytes
-        while count - over > TAIL_LIMIT or size > TAIL_BYTES:
-            size -= len(self._tail_bodies[over])
-            over += 1
-        self._drop_tail(over)
+        if self._subscriptions:
+            self._tail.add(stored, TAIL_LIMIT, TAIL_BYTES)
+        else:  # nobody to read it
+            self._tail.reset(self._head)
 
     def _from_tail(self, position: int, limit: int) -> list[Delivery] | None:
         """Up to ``limit`` events after offset ``position`` from the tail; ``None`` when the tail
         does not reach back that far (then read the file)."""
-        if position < self._tail_from:
+        entries = self._tail.read(position, limit)
+        if entries is None:
             return None
-        first = bisect.bisect_right(self._tail_offsets, position)
-        end = min(first + limit, len(self._tail_offsets))
-        return [
-            Delivery(Event.from_bytes(self._tail_bodies[index]), self._tail_offsets[index])
-            for index in range(first, end)
-        ]
+        return [Delivery(Event.from_bytes(body), offset) for offset, body in entries]
 
     def _trim_tail(self) -> None:
         """Drop what every open subscription has read (called when one moved on)."""
         positions = [s._position for s in self._subscriptions.values()]
         if not positions or None in positions:
             return  # a subscription that has not started yet may still need all of it
-        lowest = min(p for p in positions if p is not None)
-        self._drop_tail(bisect.bisect_right(self._tail_offsets, lowest))
-
-    def _drop_tail(self, count: int) -> None:
-        """Drop the tail's ``count`` oldest entries."""
-        if count <= 0:
-            return
-        self._tail_from = max(self._tail_from, self._tail_offsets[count - 1])
-        self._tail_bytes -= sum(len(body) for body in self._tail_bodies[:count])
-        del self._tail_offsets[:count], self._tail_bodies[:count]
+        self._tail.drop_through(min(p for p in positions if p is not None))
 
 
 def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple[Any, int]]:

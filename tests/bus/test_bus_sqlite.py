@@ -144,11 +144,11 @@ async def test_subscribers_that_keep_up_read_the_tail_and_the_rest_read_the_file
         for delivery in got:
             await fast.ack(delivery)
     assert file_reads == []  # the fast one never read the file
-    assert len(bus._tail_offsets) <= 50  # bounded while "slow" lags
+    assert len(bus._tail.offsets) <= 50  # bounded while "slow" lags
     got = await take(slow, 120)  # 120 events behind: the first ones only in the file
     assert [d.event.id for d in got] == expected
     assert file_reads and [d.offset for d in got] == sorted(d.offset for d in got)
-    assert bus._tail_bodies == [] and bus._tail_bytes == 0  # both have read everything: nothing kept
+    assert bus._tail.bodies == [] and bus._tail.size == 0  # both have read everything: nothing kept
     await bus.publish(make_event("after"))
     assert [d.event.id for d in await take(slow, 1)] == ["id-after"]
     assert [d.event.id for d in await take(fast, 1)] == ["id-after"]
@@ -160,8 +160,8 @@ async def test_the_tail_is_bounded_in_bytes_too(bus: SqliteBus, monkeypatch: pyt
     monkeypatch.setattr(sqlite_module, "TAIL_BYTES", 3000)
     lagging = bus.subscribe("lagging")
     await bus.publish_many([make_event(n) for n in range(100)])
-    assert 0 < bus._tail_bytes <= 3000 and bus._tail_bytes == sum(map(len, bus._tail_bodies))
-    assert len(bus._tail_bodies) < 100
+    assert 0 < bus._tail.size <= 3000 and bus._tail.size == sum(map(len, bus._tail.bodies))
+    assert len(bus._tail.bodies) < 100
     assert [d.event.id for d in await take(lagging, 100)] == [f"id-{n}" for n in range(100)]
 
 
