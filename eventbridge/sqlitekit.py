@@ -5,7 +5,9 @@ checkpointer that keeps checkpoints out of the commit path.
 But every distinct row count is a distinct SQL text, which SQLite must prepare anew (a 1,000-row
 INSERT is a program of thousands of steps) and Python's ``sqlite3`` keeps in its statement cache
 (128 per connection): after a burst that cache held megabytes. Cutting a run into the sizes of
-:data:`SIZES` bounds that to a handful of statements, each prepared once and reused.
+:data:`SIZES` bounds that to 18 texts per kind of statement, each prepared once and reused; any
+run of up to :data:`ONE_STATEMENT` rows is a single statement, so a single SQLite step (each step
+lets go of the GIL and must take it back from the event loop).
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ log = logging.getLogger(__name__)
 #: (see :class:`WalCheckpointer`).
 WAL_SIZE_LIMIT = 16 << 20
 
-#: The row counts of multi-row statements, largest first (each a quarter of the one before).
-SIZES = (256, 64, 16, 4, 1)
+#: The row counts of multi-row statements, largest first: every count up to ONE_STATEMENT, then
+#: two larger ones for bursts.
+ONE_STATEMENT = 16
+SIZES = (256, 64, *range(ONE_STATEMENT, 0, -1))
 
 T = TypeVar("T")
 
 
-def chunks(rows: Sequence[T], sizes: Sequence[int] = SIZES) -> Iterator[Sequence[T]]:
-    """``rows`` in consecutive pieces whose lengths are all in ``sizes`` (descending, ending in 1),
-    largest first."""
+def chunks(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``rows`` in consecutive pieces whose lengths are all in :data:`SIZES` (largest first)."""
     start = 0
-    for size in sizes:
+    for size in SIZES:
         while len(rows) - start >= size:
             yield rows[start : start + size]
             start += size
@@ -138,4 +141,4 @@ def shrink_memory(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA shrink_memory").fetchall()
 
 
-__all__ = ["SIZES", "WAL_SIZE_LIMIT", "WalCheckpointer", "chunks", "placeholders", "shrink_memory"]
+__all__ = ["ONE_STATEMENT", "SIZES", "WAL_SIZE_LIMIT", "WalCheckpointer", "chunks", "placeholders", "shrink_memory"]

@@ -13,7 +13,7 @@ from eventbridge.sqlitekit import SIZES, WAL_SIZE_LIMIT, WalCheckpointer, chunks
 def test_chunks_cut_a_run_exactly_into_the_fixed_sizes() -> None:
     rows = list(range(60))
     pieces = list(chunks(rows))
-    assert [len(piece) for piece in pieces] == [16, 16, 16, 4, 4, 4]
+    assert [len(piece) for piece in pieces] == [16, 16, 16, 12]
     assert [row for piece in pieces for row in piece] == rows
     assert all(len(piece) in SIZES for piece in chunks(list(range(1000))))
 

@@ -61,7 +61,7 @@ from eventbridge.bus.sqlite_subscription import SqliteSubscription
 from eventbridge.bus.tail import Tail
 from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
 from eventbridge.events import Event, format_time
-from eventbridge.sqlitekit import WalCheckpointer, chunks, placeholders, shrink_memory
+from eventbridge.sqlitekit import ONE_STATEMENT, WalCheckpointer, chunks, placeholders, shrink_memory
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,8 @@ _SAVE_CURSOR_SQL = (
 
 _INSERT_RUN_SQL = "INSERT OR IGNORE INTO events (namespace, source, subject, id, type, time, body) VALUES {values}"
 _SEQ_OF_SQL = "SELECT seq FROM events WHERE namespace = ? AND source = ? AND subject = ? AND id = ?"
-#: Publishes per run handed to _insert_run (which cuts it into statements of these sizes).
+#: Publishes per run handed to _insert_run (which cuts it into statements of sqlitekit sizes).
 _MAX_ROWS = 1000
-#: Row counts of the INSERT statements: any batch of up to _ONE_STATEMENT publishes is one.
-_ONE_STATEMENT = 16
-_INSERT_SIZES = (256, 64, *range(_ONE_STATEMENT, 0, -1))
 
 #: The writer's wait for more commands when a batch shows concurrency (see the module docstring).
 GATHER_DELAY = 0.001
@@ -471,7 +468,7 @@ class SqliteBus:
         stored: list[tuple[int, bytes]] = []  # (offset, body) of the events this batch added, in order
         if writes:
             try:
-                if len(writes) <= _ONE_STATEMENT and all(isinstance(c, _Publish) for c in writes):
+                if len(writes) <= ONE_STATEMENT and all(isinstance(c, _Publish) for c in writes):
                     # one INSERT: its own transaction, one step (and GIL hand-over) instead of three
                     results = _insert_run(conn, writes)  # type: ignore[arg-type]
                 else:
@@ -581,8 +578,7 @@ def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple
 
 
 def _insert_run(conn: sqlite3.Connection, run: list[_Publish]) -> list[tuple[bool, int]]:
-    """Insert a run of publishes with a few multi-row statements of fixed sizes (sqlitekit, with
-    :data:`_INSERT_SIZES`).
+    """Insert a run of publishes with a few multi-row statements of fixed sizes (sqlitekit).
 
     Each statement is a single SQLite step, and so a single GIL hand-over: ``RETURNING`` would
     cost one step (and one hand-over to the event loop and back) per row. The offsets follow from
@@ -590,7 +586,7 @@ def _insert_run(conn: sqlite3.Connection, run: list[_Publish]) -> list[tuple[boo
     last``, in ``VALUES`` order. Only when some rows were duplicates (ignored) is each looked up.
     """
     out: list[tuple[bool, int]] = []
-    for chunk in chunks(run, _INSERT_SIZES):
+    for chunk in chunks(run):
         params: list[Any] = []
         for command in chunk:
             params += _row(command)
@@ -615,7 +611,8 @@ def _claim_new(conn: sqlite3.Connection, chunk: Sequence[_Publish], inserted: in
         event = command.event
         row = conn.execute(_SEQ_OF_SQL, (event.namespace, event.source, event.subject, event.id)).fetchone()
         seqs.append(int(row[0]) if row else 0)
-    new = set(sorted(set(seqs))[len(set(seqs)) - inserted :]) if inserted else set()
+    distinct = sorted(set(seqs))
+    new = set(distinct[len(distinct) - inserted :]) if inserted else set()
     out: list[tuple[bool, int]] = []
     for seq in seqs:
         if seq in new:

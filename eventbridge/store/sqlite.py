@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 _ADDED_COLUMNS = ("uid", "created")
 
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+#: Random bytes below this (a multiple of the alphabet's size) make every character equally likely.
+_UNBIASED_BELOW = 256 - 256 % len(_SUFFIX_ALPHABET)
 _WATCH_QUEUE_LIMIT = 10_000
 
 
@@ -102,19 +104,13 @@ _DELETE_SQL = "DELETE FROM objects WHERE (kind, namespace, name) IN (VALUES {val
 _UPSERT_SQL = "INSERT OR REPLACE INTO objects(kind, namespace, name, rv, body, uid, created) VALUES {values}"
 
 
-#: Row counts of the multi-row statements: a batch of up to 16 objects is one statement (each
-#: statement is a SQLite step, and each step a hand-over of the GIL to the event loop and back).
-_SIZES = (256, 64, *range(16, 0, -1))
-
-
 def _random_suffix() -> str:
     """Five random characters of the suffix alphabet from one read of the system's random source
     (``secrets.choice`` reads it once per character: 10 µs a name, in the store's thread)."""
     while True:
-        # bytes below 252 = 7 * 36 only, so that every character is equally likely
-        picks = [byte for byte in os.urandom(8) if byte < 252]
+        picks = [byte for byte in os.urandom(8) if byte < _UNBIASED_BELOW]
         if len(picks) >= 5:
-            return "".join(_SUFFIX_ALPHABET[byte % 36] for byte in picks[:5])
+            return "".join(_SUFFIX_ALPHABET[byte % len(_SUFFIX_ALPHABET)] for byte in picks[:5])
 
 
 def _proposed_name(write: _Write) -> Key | None:
@@ -130,7 +126,7 @@ def _proposed_name(write: _Write) -> Key | None:
 def _read_rows(conn: sqlite3.Connection, keys: set[Key]) -> dict[Key, _Row | None]:
     """The stored rows of ``keys`` (``None`` for the missing ones), in one query per chunk."""
     rows: dict[Key, _Row | None] = dict.fromkeys(keys)
-    for chunk in chunks(list(keys), _SIZES):
+    for chunk in chunks(list(keys)):
         sql = _READ_ROWS_SQL.format(values=placeholders(3, len(chunk)))
         for kind, namespace, name, rv, uid, created in conn.execute(sql, [part for key in chunk for part in key]):
             rows[(kind, namespace, name)] = _Row(int(rv), uid, created)
@@ -387,10 +383,10 @@ class SqliteStore:
             except (AlreadyExistsError, ConflictError, NotFoundError, InvalidError) as exc:
                 write.result = exc
         gone = [key for key in deleted if rows.get(key) is None]
-        for keys in chunks(gone, _SIZES):
+        for keys in chunks(gone):
             conn.execute(_DELETE_SQL.format(values=placeholders(3, len(keys))), [part for key in keys for part in key])
         written = [(key, row) for key, row in rows.items() if row is not None and row.body is not None]
-        for chunk in chunks(written, _SIZES):
+        for chunk in chunks(written):
             params: list[Any] = []
             for (kind, namespace, name), row in chunk:
                 params += (kind, namespace, name, row.rv, row.body, row.uid, row.created)
