@@ -272,6 +272,16 @@ async def _kafka_serves_metadata(bootstrap: str, within: float) -> None:
     raise RuntimeError(f"Apache Kafka at {bootstrap} served no metadata within {within:.0f}s ({problem})")
 
 
+def kafka_cluster_id() -> str:
+    """A random Kafka cluster id: 16 bytes in unpadded URL-safe base64. One in 64 such strings starts
+    with "-", which the storage tool's argument parser takes for an option (CI failed on one), so
+    those are drawn again, as Kafka's own ``Uuid.randomUuid`` does."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @contextlib.contextmanager
 def apache_kafka(root: Path | None = None, config: dict[str, str] | None = None) -> Iterator[ApacheKafka]:
     """Apache Kafka in KRaft mode, one process acting as broker and controller, on free loopback
@@ -310,7 +320,7 @@ def apache_kafka(root: Path | None = None, config: dict[str, str] | None = None)
         log4j.write_text(_KAFKA_LOG4J2.format(log=log_path))
         jvm = [java, KAFKA_HEAP, "-Xms64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
                f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{lib}/*"]  # fmt: skip
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = kafka_cluster_id()
         formatted = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
              "--config", str(server_properties), "--standalone"],
