@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any, Generic, Self, TypeVar
 
 T = TypeVar("T")
@@ -33,6 +34,21 @@ class ThreadFedStream(Generic[T]):
         if isinstance(item, BaseException):
             raise item
         return item
+
+    @contextlib.contextmanager
+    def _reading(self, response: Any) -> Iterator[None]:
+        """Thread side: while ``response`` is read, :meth:`_shut` can end it; released afterwards."""
+        with self._lock:
+            self._response = response
+        if self._stopping.is_set():
+            response.shutdown()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._response = None
+            with contextlib.suppress(Exception):
+                response.release_conn()
 
     def _shut(self) -> None:
         """Mark closed, tell the thread to stop, and end the response it is reading."""

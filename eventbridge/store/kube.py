@@ -506,8 +506,48 @@ class KubeStore:
         return items, rv
 
 
-class _Gone(Exception):
-    """The watch's resourceVersion is too old (HTTP 410): relist."""
+class WatchGone(Exception):
+    """The watch's resourceVersion is too old (HTTP 410): list again."""
+
+
+def read_watch(
+    stream: ThreadFedStream[Any], open_response: Callable[[], Any], rv: str, handle: Callable[[str, Object], None]
+) -> str:
+    """Read one watch response to its end in ``stream``'s thread (``stream`` can end it at once);
+    every ADDED, MODIFIED, DELETED and BOOKMARK event goes to ``handle(type, object)``. Returns the
+    resourceVersion to resume from. HTTP 410, on opening or as an ERROR event, raises
+    :class:`WatchGone`; another ERROR event raises :class:`KubeApiError`. A watch that ends within
+    50 ms is followed by a 0.2 s pause, so that a failing server is not polled in a spin."""
+    try:
+        response = open_response()
+    except ApiException as exc:
+        if exc.status == 410:
+            raise WatchGone from None
+        raise
+    started = time.monotonic()
+    buffer = b""
+    with stream._reading(response):
+        for chunk in response.stream(amt=None, decode_content=False):
+            if stream._stopping.is_set():
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, _, buffer = buffer.partition(b"\n")
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                event_type = event.get("type")
+                obj = event.get("object") or {}
+                if event_type == "ERROR":
+                    if obj.get("code") == 410:
+                        raise WatchGone
+                    raise KubeApiError(f"watch error: {obj.get('message')}", int(obj.get("code") or 0))
+                rv = str((obj.get("metadata") or {}).get("resourceVersion") or "") or rv
+                if event_type in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
+                    handle(event_type, obj)
+    if time.monotonic() - started < 0.05 and not stream._stopping.is_set():
+        time.sleep(0.2)
+    return rv
 
 
 class _KubeWatchStream(ThreadFedStream[WatchEvent]):
@@ -587,7 +627,7 @@ class _KubeWatchStream(ThreadFedStream[WatchEvent]):
                     baseline = False
                 rv = self._watch_once(rv)
                 delay = 0.2
-            except _Gone:
+            except WatchGone:
                 log.info("%s watch: resourceVersion %s expired; relisting", self._info.plural, rv)
                 try:
                     rv = self._relist()
@@ -613,46 +653,10 @@ class _KubeWatchStream(ThreadFedStream[WatchEvent]):
                     baseline = True
 
     def _watch_once(self, rv: str) -> str:
-        """Read one watch response to its end; the resourceVersion to resume from."""
-        from kubernetes.watch.watch import iter_resp_lines
+        return read_watch(self, lambda: self._store._open_watch(self._info, self._namespace, rv), rv, self._handle)
 
-        try:
-            response = self._store._open_watch(self._info, self._namespace, rv)
-        except ApiException as exc:
-            if exc.status == 410:
-                raise _Gone from None
-            raise
-        with self._lock:
-            self._response = response
-        if self._stopping.is_set():
-            response.shutdown()
-        started = time.monotonic()
-        try:
-            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
-                if self._stopping.is_set():
-                    break
-                if not line:
-                    continue
-                event = json.loads(line)
-                event_type = event.get("type")
-                obj = event.get("object") or {}
-                if event_type == "ERROR":
-                    if obj.get("code") == 410:
-                        raise _Gone
-                    raise KubeApiError(f"watch error: {obj.get('message')}", int(obj.get("code") or 0))
-                new_rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-                if new_rv:
-                    rv = new_rv
-                if event_type == "BOOKMARK":
-                    self._store._seen(new_rv)
-                    continue
-                if event_type in ("ADDED", "MODIFIED", "DELETED"):
-                    self._emit(event_type, obj)
-        finally:
-            with self._lock:
-                self._response = None
-            with contextlib.suppress(Exception):
-                response.release_conn()
-        if time.monotonic() - started < 0.05 and not self._stopping.is_set():
-            time.sleep(0.2)  # a watch ended at once: do not spin
-        return rv
+    def _handle(self, event_type: str, obj: Object) -> None:
+        if event_type == "BOOKMARK":
+            self._store._seen(str((obj.get("metadata") or {}).get("resourceVersion") or ""))
+        else:
+            self._emit(cast(_EventType, event_type), obj)

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client as k8s
@@ -42,7 +42,7 @@ from kubernetes.client.exceptions import ApiException
 from eventbridge.errors import InvalidError, NotFoundError
 from eventbridge.store._stream import ThreadFedStream
 from eventbridge.store.base import Object
-from eventbridge.store.kube import KubeApiError, map_api_error
+from eventbridge.store.kube import KubeApiError, WatchGone, map_api_error, read_watch
 from eventbridge.store.objects import (
     EventType,
     ObjectEvent,
@@ -428,10 +428,6 @@ def _status_message(exc: ApiException) -> str:
     return str(exc.reason or "no reason given")
 
 
-class _Gone(Exception):
-    """The watch's resourceVersion is too old (HTTP 410): list again."""
-
-
 class _Watch(ThreadFedStream[ObjectEvent]):
     """One informer-like list+watch loop in a watch-pool thread, feeding an asyncio queue (a slow
     reader makes the thread wait: no change event is dropped)."""
@@ -530,7 +526,7 @@ class _Watch(ThreadFedStream[ObjectEvent]):
                         self._mark_synced()
                 rv = self._watch_once(rv)
                 delay = 0.2
-            except _Gone:
+            except WatchGone:
                 log.info("%s watch: resourceVersion %s expired; listing again", self._info.plural, rv)
                 rv = ""
             except Exception as exc:  # noqa: BLE001  (the watch thread must survive any failure)
@@ -546,48 +542,14 @@ class _Watch(ThreadFedStream[ObjectEvent]):
         self._mark_synced()
 
     def _watch_once(self, rv: str) -> str:
-        """Read one watch response to its end; the resourceVersion to resume from."""
-        try:
-            response = self._owner._open_watch(self._info, self._namespace, rv, self._labels, self._fields)
-        except ApiException as exc:
-            if exc.status == 410:
-                raise _Gone from None
-            raise
-        with self._lock:
-            self._response = response
-        if self._stopping.is_set():
-            response.shutdown()
-        started = time.monotonic()
-        buffer = b""
-        try:
-            for chunk in response.stream(amt=None, decode_content=False):
-                if self._stopping.is_set():
-                    break
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, _, buffer = buffer.partition(b"\n")
-                    if line.strip():
-                        rv = self._handle(json.loads(line), rv)
-        finally:
-            with self._lock:
-                self._response = None
-            with contextlib.suppress(Exception):
-                response.release_conn()
-        if time.monotonic() - started < 0.05 and not self._stopping.is_set():
-            time.sleep(0.2)  # a watch that ended at once: do not spin
-        return rv
+        return read_watch(
+            self, lambda: self._owner._open_watch(self._info, self._namespace, rv, self._labels, self._fields), rv,
+            self._handle,
+        )  # fmt: skip
 
-    def _handle(self, event: dict[str, Any], rv: str) -> str:
-        event_type = event.get("type")
-        obj = event.get("object") or {}
-        if event_type == "ERROR":
-            if obj.get("code") == 410:
-                raise _Gone
-            raise KubeApiError(f"watch error: {obj.get('message')}", int(obj.get("code") or 0))
-        new_rv = resource_version(obj)
-        if event_type in ("ADDED", "MODIFIED", "DELETED"):
-            self._emit(event_type, obj)
-        return new_rv or rv
+    def _handle(self, event_type: str, obj: Object) -> None:
+        if event_type != "BOOKMARK":
+            self._emit(cast(EventType, event_type), obj)
 
 
 __all__ = ["FIELD_MANAGER", "KubeObjects"]
