@@ -32,8 +32,9 @@ import aiohttp
 import yarl
 from aiohttp import web
 
+from eventbridge.errors import InvalidError
 from eventbridge.models.base import ArgoModel
-from eventbridge.models.eventsource import WebhookContext
+from eventbridge.models.eventsource import SecretKeySelector, WebhookContext
 from eventbridge.sources._filtering import EventFilter
 from eventbridge.sources._retry import describe
 from eventbridge.sources.base import SourceContext, validated_spec
@@ -101,6 +102,16 @@ class GitWebhookSource:
 
     def load_secrets(self) -> None:
         """Read the Secrets the endpoint needs (raise to refuse to start)."""
+
+    def delivery_secret(self, selector: SecretKeySelector | None, field: str) -> bytes | None:
+        """The Secret that authenticates deliveries (``webhookSecret``, ``secretToken``), or None
+        when ``field`` is not set; an empty one refuses to start rather than accept anything."""
+        if selector is None:
+            return None
+        secret = self.context.secret(selector)
+        if not secret:
+            raise InvalidError(f"{field} is empty; refusing to accept unauthenticated deliveries")
+        return secret.encode()
 
     def make_hook_sync(self) -> HookSync | None:
         """The hook registration to run, if the spec asks for it."""

@@ -84,11 +84,7 @@ class BitbucketServerSource(GitWebhookSource):
         self._access_token: str | None = None
 
     def load_secrets(self) -> None:
-        if self.spec.webhook_secret is not None:
-            secret = self.context.secret(self.spec.webhook_secret)
-            if not secret:
-                raise InvalidError("webhookSecret is empty; refusing to accept unsigned deliveries")
-            self._secret = secret.encode()
+        self._secret = self.delivery_secret(self.spec.webhook_secret, "webhookSecret")
         if self.spec.manages_hooks():
             assert self.spec.access_token is not None
             self._access_token = self.context.secret(self.spec.access_token)

@@ -219,11 +219,7 @@ class GithubSource(GitWebhookSource):
         self.app_auth: GithubAppAuth | None = None
 
     def load_secrets(self) -> None:
-        if self.spec.webhook_secret is not None:
-            secret = self.context.secret(self.spec.webhook_secret)
-            if not secret:
-                raise InvalidError("webhookSecret is empty; refusing to accept unsigned deliveries")
-            self._secret = secret.encode()
+        self._secret = self.delivery_secret(self.spec.webhook_secret, "webhookSecret")
         if not self.spec.manages_hooks():
             return
         if self.spec.api_token is not None:

@@ -85,11 +85,7 @@ class GitlabSource(GitWebhookSource):
         self._access_token: str | None = None
 
     def load_secrets(self) -> None:
-        if self.spec.secret_token is not None:
-            token = self.context.secret(self.spec.secret_token)
-            if not token:
-                raise InvalidError("secretToken is empty; refusing to accept unauthenticated deliveries")
-            self._token = token.encode()
+        self._token = self.delivery_secret(self.spec.secret_token, "secretToken")
         if self.spec.manages_hooks():
             assert self.spec.access_token is not None
             self._access_token = self.context.secret(self.spec.access_token)

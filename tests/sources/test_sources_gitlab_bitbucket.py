@@ -167,3 +167,32 @@ async def test_bitbucketserver_hmac_and_one_event_per_change(
     headers = {**base, "X-Event-Key": "pr:opened", "X-Request-Id": "r2", "X-Hub-Signature": sig}
     async with client.post(url, data=pr, headers=headers) as response:
         assert await response.json() == {"id": "r2"}
+
+
+@pytest.mark.parametrize(
+    ("source_type", "field"),
+    [("github", "webhookSecret"), ("gitlab", "secretToken"), ("bitbucketserver", "webhookSecret")],
+)
+async def test_an_empty_delivery_secret_refuses_to_start(
+    manager: SourceManager, refs: DictReferences, client: aiohttp.ClientSession, source_type: str, field: str
+) -> None:
+    """A Secret that exists but is empty would make every signature or token check meaningless:
+    the endpoint does not start, and says which field is empty; the other endpoint still runs."""
+    refs.secrets[("team", "empty", "value")] = ""
+    specs = {"github": {"repositories": [{"owner": "o", "names": ["r"]}]}, "gitlab": {"projects": ["g/p"]},
+             "bitbucketserver": {"repositories": [{"projectKey": "P", "repositorySlug": "r"}]}}  # fmt: skip
+    endpoint = {**specs[source_type], "webhook": webhook(f"/{source_type}"), field: {"name": "empty", "key": "value"}}
+    await manager.apply(
+        [
+            make_eventsource("git", **{source_type: {"push": endpoint}}),
+            make_eventsource("gl", gitlab={"push": {"webhook": webhook("/other"), "projects": ["g/p"]}}),
+        ]
+    )
+    by_key = {status.key: status for status in manager.status()}
+    failed = [status for status in by_key.values() if status.state == "failed"]
+    assert len(failed) == 1 and f"{field} is empty; refusing to accept unauthenticated deliveries" in (
+        failed[0].error or ""
+    )
+    assert sum(status.state == "running" for status in by_key.values()) == 1
+    async with client.post(f"http://127.0.0.1:{manager.router.bound_port(0)}/other", json=PUSH) as response:
+        assert response.status == 200
