@@ -7,7 +7,10 @@ interleaved ``--repeats`` times:
 * ``workflow``: B2's candidate (data + exprs filters, argoWorkflow trigger, SqliteStore);
 * ``workflow-no-filters``: the candidate without its filters;
 * ``workflow-no-store-write``: the candidate with a store whose ``create`` writes nothing (an
-  ablation only: it shows what the durable write costs, it is not a pipeline anyone runs).
+  ablation only: it shows what the durable write costs, it is not a pipeline anyone runs);
+* ``workflow-no-store-fsync``: the candidate with the store's commits not fsynced
+  (``synchronous=OFF``; an ablation only: it separates the wait for the disk from the rest of
+  the store's work).
 
 For each: the sustained rate (median round, as B2 measures it), and per event the CPU time of
 every thread (``/proc/self/task``) and the time the event loop waited in ``select`` (idle).
@@ -28,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("log", "workflow", "workflow-no-filters", "workflow-no-store-write")
+VARIANTS = ("log", "workflow", "workflow-no-filters", "workflow-no-store-write", "workflow-no-store-fsync")
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -70,6 +73,8 @@ async def _child(variant: str, rounds: int, count: int) -> dict[str, Any]:
 
             pipeline.store.create = create_nothing  # type: ignore[method-assign]
         await pipeline.start()
+        if variant == "workflow-no-store-fsync":
+            pipeline.store._db().execute("PRAGMA synchronous=OFF")  # the writer's connection
         loop = asyncio.get_running_loop()
         selector = loop._selector  # type: ignore[attr-defined]
         select = selector.select
