@@ -43,7 +43,6 @@ Delivery (at-least-once to the sensor, effectively-once workflows):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -71,6 +70,7 @@ from eventbridge.sensor.state import PendingStore
 from eventbridge.sensor.traces import TraceLog
 from eventbridge.store.base import Store
 from eventbridge.store.objects import Objects
+from eventbridge.tasks import cancel_all
 from eventbridge.triggers import base as trigger_base
 from eventbridge.triggers.base import (
     TriggerAction,
@@ -373,12 +373,7 @@ class _SensorRunner:
         task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
-        tasks = [task for task in (self._task, *self._background) if task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all([self._task, *self._background])
         self._task = None
         if self._subscription is not None:
             await self._subscription.close()

@@ -25,6 +25,7 @@ from eventbridge.executors.base import Executor
 from eventbridge.executors.resource import ResourceRunner
 from eventbridge.models.base import References
 from eventbridge.store.base import Object, Store, WatchEvent
+from eventbridge.tasks import cancel_all
 from eventbridge.workflow.artifacts import ArtifactRepository, ObjectStore
 from eventbridge.workflow.memo import MemoCache
 from eventbridge.workflow.operator import WORKFLOW_COMPLETED, WorkflowRun
@@ -134,9 +135,7 @@ class Controller:
             task.cancel()
         for ns, name in list(self._runs):
             await self.executor.kill(ns, name)
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
         self._tasks.clear()
         self._runs.clear()
 

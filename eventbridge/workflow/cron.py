@@ -48,6 +48,7 @@ from eventbridge.expr.template import substitute
 from eventbridge.expr.when import evaluate_when
 from eventbridge.models.workflow import CRON_DESCRIPTORS, schedule_problem
 from eventbridge.store.base import Object, Store, WatchEvent
+from eventbridge.tasks import cancel_all
 from eventbridge.workflow import operations as ops
 from eventbridge.workflow.nodes import parse_duration
 
@@ -288,11 +289,7 @@ class CronScheduler:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         for stream in self._watches:
             aclose = getattr(stream, "aclose", None)
@@ -389,10 +386,7 @@ class CronScheduler:
             try:
                 await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (sleeper, woken):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await cancel_all([sleeper, woken])
 
     async def _catch_up(self, key: tuple[str, str]) -> None:
         """Start the latest run missed while no scheduler ran, if it is within startingDeadlineSeconds."""

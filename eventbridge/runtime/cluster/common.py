@@ -34,6 +34,7 @@ from eventbridge.models.kinds import parse_manifest
 from eventbridge.runtime.embedded import engine_checks
 from eventbridge.store.base import Object
 from eventbridge.store.kube import KubeStore, map_api_error
+from eventbridge.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -313,11 +314,7 @@ class ObjectWatcher:
         self._tasks.append(asyncio.create_task(self._loop(), name="reload"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
 
     async def _follow(self, kind: str) -> None:
@@ -415,14 +412,6 @@ async def until(stop: asyncio.Event, task: asyncio.Future[Any]) -> None:
         await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
-
-
-async def cancel(task: asyncio.Future[Any] | None) -> None:
-    if task is not None and not task.done():
-        task.cancel()
-    if task is not None:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,11 +18,11 @@ from eventbridge.runtime.cluster.common import (
     CONTROLLER_LEASE,
     ClusterSettings,
     KubeReferences,
-    cancel,
     until,
 )
 from eventbridge.store.kube import KubeStore, api_client_from_environment
 from eventbridge.store.kube_objects import KubeObjects
+from eventbridge.tasks import cancel_all
 from eventbridge.workflow.controller import Controller
 from eventbridge.workflow.cron import CronScheduler
 
@@ -87,7 +87,7 @@ class ControllerRole:
         try:
             await until(stop, election)
             if not election.done():
-                await cancel(election)
+                await cancel_all([election])
                 return 0
             if not election.result():
                 log.error("controller: leadership lost; exiting so that a candidate takes over")

@@ -23,11 +23,11 @@ from eventbridge.runtime.cluster.common import (
     KubeReferences,
     ManifestCache,
     ObjectWatcher,
-    cancel,
     until,
 )
 from eventbridge.sources.manager import SourceManager
 from eventbridge.store.kube import KubeStore, api_client_from_environment
+from eventbridge.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class EventSourceRole:
                 return 1
             return 0
         finally:
-            await cancel(campaign)
+            await cancel_all([campaign])
             await self.watcher.stop()
             await self.single_sources.stop()
             await self.sources.stop()
