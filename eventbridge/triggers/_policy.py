@@ -9,34 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 
 from eventbridge.errors import EventBridgeError, InvalidError, PermanentError
+from eventbridge.models.eventsource import parse_go_duration as go_duration_seconds
 from eventbridge.models.sensor import Backoff, K8SResourcePolicy
 from eventbridge.store.base import Store
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_go_duration(text: str) -> float:
     """Seconds in a Go duration string (``1s``, ``500ms``, ``1h30m``, ``0``); raises InvalidError."""
-    stripped = text.strip()
-    sign = -1.0 if stripped.startswith("-") else 1.0
-    body = stripped.lstrip("+-")
-    if body == "0":
-        return 0.0
-    position = 0
-    total = 0.0
-    while position < len(body):
-        match = _DURATION_PART.match(body, position)
-        if match is None:
-            raise InvalidError(f"invalid duration {text!r}: use Go syntax such as 1s, 500ms or 1h30m")
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not body:
-        raise InvalidError(f"invalid duration {text!r}")
-    return sign * total
+    try:
+        return go_duration_seconds(text.strip())
+    except ValueError as exc:
+        raise InvalidError(f"invalid duration {text!r}: {exc}; use Go syntax such as 1s, 500ms or 1h30m") from None
 
 
 def backoff_duration(value: int | str | None, default: float = 1.0) -> float:
