@@ -28,7 +28,12 @@ How it works:
   subscriber does not have to ask the writer thread for what it has just written (a 256-row read
   cost one GIL hand-over per row and waited behind the writes and their fsync). A subscriber
   further behind reads the file.
-* **Retention**: events are kept (they are the event log that replay and the UI read).
+* **Retention**, as the JetStream EventBus's stream limits (``maxAge`` 72h, ``maxMsgs``
+  1,000,000 by default): every :data:`PRUNE_INTERVAL` the bus removes the events older than
+  ``max_age`` (by their ``time``) or beyond the newest ``max_events``, but never one that an open
+  subscription has not acknowledged yet. A sensor that is not running does not hold events back
+  (as a JetStream consumer does not). Removed pages are reused by new events; the file does not
+  shrink. The dedup of an event id lasts as long as the event is kept.
 * **Back-pressure**: :meth:`SqliteBus.pressure` says when the bus should not take more events
   from push-style sources (webhooks answer 503 with ``Retry-After``): when more than
   ``max_in_flight`` publishes wait for their commit (memory), or when the slowest open
@@ -53,6 +58,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +67,9 @@ from eventbridge.bus.sqlite_subscription import SqliteSubscription
 from eventbridge.bus.tail import Tail
 from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
 from eventbridge.events import Event, format_time
+from eventbridge.models.eventsource import parse_go_duration
 from eventbridge.sqlitekit import ONE_STATEMENT, WalCheckpointer, chunks, placeholders, shrink_memory
+from eventbridge.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +123,36 @@ ENV_MAX_BACKLOG = "EVENTBRIDGE_MAX_BACKLOG"
 ENV_MAX_IN_FLIGHT = "EVENTBRIDGE_MAX_INFLIGHT"
 
 
+#: Retention (:meth:`SqliteBus.prune`): the JetStream EventBus's stream defaults, and the
+#: variables that override them (``EVENTBRIDGE_BUS_MAX_AGE`` a Go duration; ``0`` keeps all).
+DEFAULT_MAX_AGE = 72 * 3600.0
+DEFAULT_MAX_EVENTS = 1_000_000
+ENV_MAX_AGE = "EVENTBRIDGE_BUS_MAX_AGE"
+ENV_MAX_EVENTS = "EVENTBRIDGE_BUS_MAX_EVENTS"
+#: Seconds between two retention passes (the first one after this much uptime).
+PRUNE_INTERVAL = 60.0
+#: Events removed per statement: a pass is several small deletes between publish batches, not
+#: one long transaction that publishers would wait behind.
+PRUNE_CHUNK = 2_000
+_PRUNE_SQL = (
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? AND (time < ? OR seq <= ?) "
+    "ORDER BY seq LIMIT ?)"
+)
+
+
+def _age_from_env() -> float:
+    raw = os.environ.get(ENV_MAX_AGE, "").strip()
+    if not raw:
+        return DEFAULT_MAX_AGE
+    try:
+        seconds = parse_go_duration(raw)
+    except ValueError as exc:
+        raise EventBridgeError(f"{ENV_MAX_AGE}={raw!r}: {exc} (use a Go duration such as 72h; 0 keeps all)") from None
+    if seconds < 0:
+        raise EventBridgeError(f"{ENV_MAX_AGE}={raw!r} must be 0 (keep all) or more")
+    return seconds
+
+
 def _bound_from_env(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -159,9 +197,12 @@ class SqliteBus:
         cursor_flush_delay: float = 0.005,
         max_backlog: int | None = None,
         max_in_flight: int | None = None,
+        max_age: float | None = None,
+        max_events: int | None = None,
     ) -> None:
-        """``max_backlog`` / ``max_in_flight``: bounds of :meth:`pressure` (``None``: from the
-        environment or the defaults; ``0``: no bound)."""
+        """``max_backlog`` / ``max_in_flight``: bounds of :meth:`pressure`; ``max_age`` (seconds) /
+        ``max_events``: the retention of :meth:`prune` (``None``: from the environment or the
+        defaults; ``0``: no bound)."""
         self.path = Path(path)
         self.read_batch = read_batch
         self.cursor_flush_delay = cursor_flush_delay
@@ -169,6 +210,9 @@ class SqliteBus:
         self.max_in_flight = (
             _bound_from_env(ENV_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT) if max_in_flight is None else max_in_flight
         )
+        self.max_age = _age_from_env() if max_age is None else max_age
+        self.max_events = _bound_from_env(ENV_MAX_EVENTS, DEFAULT_MAX_EVENTS) if max_events is None else max_events
+        self._pruner: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -199,11 +243,15 @@ class SqliteBus:
             self._thread = None
             raise
         self._running = True
+        if self.max_age or self.max_events:
+            self._pruner = asyncio.create_task(self._prune_every(PRUNE_INTERVAL), name=f"prune {self.path.name}")
 
     async def stop(self) -> None:
         """Flush cursors, close subscriptions, finish pending writes and close the file."""
         if not self._running:
             return
+        await cancel_all([self._pruner])
+        self._pruner = None
         for subscription in list(self._subscriptions.values()):
             await subscription.close()
         self._running = False
@@ -355,6 +403,43 @@ class SqliteBus:
 
         result: dict[str, int] = await self._call(read)
         return result
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def prune(self) -> int:
+        """Remove the events past the retention (older than ``max_age`` or beyond the newest
+        ``max_events``) that every open subscription has acknowledged; how many were removed."""
+        floors = [subscription.cursor for subscription in self._subscriptions.values()]
+        if None in floors:
+            return 0  # a subscription that has not started: try again next time
+        floor = min([self._head, *(f for f in floors if f is not None)])
+        cutoff = format_time(datetime.now(UTC) - timedelta(seconds=self.max_age)) if self.max_age else ""
+        beyond = self._head - self.max_events if self.max_events else 0
+        if not cutoff and beyond <= 0:
+            return 0
+
+        def remove(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(_PRUNE_SQL, (floor, cutoff, beyond, PRUNE_CHUNK)).rowcount)
+
+        removed = 0
+        while self._running:
+            count: int = await self._call(remove, write=True)
+            removed += count
+            if count < PRUNE_CHUNK:
+                break
+        return removed
+
+    async def _prune_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.prune()
+            except EventBridgeError as exc:
+                log.warning("bus %s: removing old events failed: %s", self.path.name, exc)
+                continue
+            if removed:
+                log.info("bus %s: removed %d event(s) past the retention (max age %gs, max events %d)",
+                         self.path.name, removed, self.max_age, self.max_events)  # fmt: skip
 
     # -- internals used by subscriptions ---------------------------------------------------
 
