@@ -14,7 +14,10 @@ from pydantic import Field
 from eventbridge.models.base import ArgoModel, Finding, Manifest, unsupported
 from eventbridge.models.core import SecretKeySelector
 
-_NOT_OUR_BUS = "embedded mode uses the SQLite log; cluster mode uses kafka"
+_NOT_OUR_BUS = (
+    "embedded mode uses the SQLite log (its retention: EVENTBRIDGE_BUS_MAX_AGE, EVENTBRIDGE_BUS_MAX_EVENTS); "
+    "cluster mode uses kafka"
+)
 
 KAFKA_PARTITIONERS = ("random", "hash", "roundrobin", "manual")
 KAFKA_REBALANCE_STRATEGIES = ("range", "sticky", "roundrobin")

@@ -101,7 +101,8 @@ def test_event_bus_other_than_kafka_is_unsupported() -> None:
     )
     assert [str(d) for d in lint(load_text(text, "eb.yaml"))] == [
         "eb.yaml:5: EventBus/default: spec.jetstream: warning: "
-        "embedded mode uses the SQLite log; cluster mode uses kafka"
+        "embedded mode uses the SQLite log (its retention: EVENTBRIDGE_BUS_MAX_AGE, EVENTBRIDGE_BUS_MAX_EVENTS); "
+        "cluster mode uses kafka"
     ]
 
 
