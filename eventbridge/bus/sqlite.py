@@ -32,8 +32,10 @@ How it works:
   1,000,000 by default): every :data:`PRUNE_INTERVAL` the bus removes the events older than
   ``max_age`` (by their ``time``) or beyond the newest ``max_events``, but never one that an open
   subscription has not acknowledged yet. A sensor that is not running does not hold events back
-  (as a JetStream consumer does not). Removed pages are reused by new events; the file does not
-  shrink. The dedup of an event id lasts as long as the event is kept.
+  (as a JetStream consumer does not). Removal goes in log order, a window of the oldest
+  :data:`PRUNE_CHUNK` events at a time, so an old-dated event behind newer ones waits for them.
+  Removed pages are reused by new events; the file does not shrink. The dedup of an event id
+  lasts as long as the event is kept.
 * **Back-pressure**: :meth:`SqliteBus.pressure` says when the bus should not take more events
   from push-style sources (webhooks answer 503 with ``Retry-After``): when more than
   ``max_in_flight`` publishes wait for their commit (memory), or when the slowest open
@@ -131,12 +133,12 @@ ENV_MAX_AGE = "EVENTBRIDGE_BUS_MAX_AGE"
 ENV_MAX_EVENTS = "EVENTBRIDGE_BUS_MAX_EVENTS"
 #: Seconds between two retention passes (the first one after this much uptime).
 PRUNE_INTERVAL = 60.0
-#: Events removed per statement: a pass is several small deletes between publish batches, not
-#: one long transaction that publishers would wait behind.
+#: Events one delete looks at (the oldest that remain): a pass is several small deletes between
+#: publish batches, not one long scan that publishers would wait behind.
 PRUNE_CHUNK = 2_000
 _PRUNE_SQL = (
-    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? AND (time < ? OR seq <= ?) "
-    "ORDER BY seq LIMIT ?)"
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM "
+    "(SELECT seq, time FROM events WHERE seq <= ? ORDER BY seq LIMIT ?) WHERE time < ? OR seq <= ?)"
 )
 
 
@@ -419,13 +421,15 @@ class SqliteBus:
             return 0
 
         def remove(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(_PRUNE_SQL, (floor, cutoff, beyond, PRUNE_CHUNK)).rowcount)
+            return int(conn.execute(_PRUNE_SQL, (floor, PRUNE_CHUNK, cutoff, beyond)).rowcount)
 
+        # In log order: each delete looks at the oldest events left, and the pass ends at a window
+        # with nothing to remove (the rest is newer), so a pass never scans the whole log.
         removed = 0
         while self._running:
             count: int = await self._call(remove, write=True)
             removed += count
-            if count < PRUNE_CHUNK:
+            if not count:
                 break
         return removed
 

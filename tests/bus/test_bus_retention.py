@@ -90,3 +90,19 @@ async def test_the_bus_prunes_by_itself_every_interval(tmp_path: Path, monkeypat
                 break
             await asyncio.sleep(0.02)
         assert await stored_ids(bus) == ["id-2"]
+
+
+async def test_a_pass_goes_in_log_order_and_stops_at_a_window_with_nothing_to_remove(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each delete looks only at the oldest events left, so a pass never scans the whole log; an
+    old-dated event behind newer ones waits until they go."""
+    monkeypatch.setattr(bus_module, "PRUNE_CHUNK", 2)
+    async with SqliteBus(tmp_path / "bus.db", max_age=3600, max_events=0) as bus:
+        subscription = bus.subscribe("g", from_start=True)
+        for event in (aged(1, 5), aged(2, 4), aged(3, 3), make_event(4), make_event(5), aged(6, 9)):
+            await bus.publish(event)
+        for delivery in await take(subscription, 6):
+            await subscription.ack(delivery)
+        assert await bus.prune() == 3
+        assert await stored_ids(bus) == ["id-4", "id-5", "id-6"]
