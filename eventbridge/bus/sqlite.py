@@ -59,18 +59,27 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from eventbridge.bus.base import Delivery, settled
 from eventbridge.bus.sqlite_subscription import SqliteSubscription
+from eventbridge.bus.sqlite_writes import (
+    Call,
+    Command,
+    Publish,
+    apply_batch,
+    apply_one,
+    insert_run,
+    rollback,
+    wrap_error,
+)
 from eventbridge.bus.tail import Tail
-from eventbridge.errors import ConflictError, EventBridgeError, TemporaryError
+from eventbridge.errors import ConflictError, EventBridgeError
 from eventbridge.events import Event, format_time
 from eventbridge.models.eventsource import parse_go_duration
-from eventbridge.sqlitekit import ONE_STATEMENT, WalCheckpointer, chunks, placeholders, shrink_memory
+from eventbridge.sqlitekit import ONE_STATEMENT, WalCheckpointer, shrink_memory
 from eventbridge.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -94,17 +103,9 @@ CREATE TABLE IF NOT EXISTS cursors (
 """
 
 _HEAD_SQL = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
-_INSERT_SQL = (
-    "INSERT OR IGNORE INTO events (namespace, source, subject, id, type, time, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
 _SAVE_CURSOR_SQL = (
     "INSERT INTO cursors (grp, seq) VALUES (?, ?) ON CONFLICT (grp) DO UPDATE SET seq = max(seq, excluded.seq)"
 )
-
-_INSERT_RUN_SQL = "INSERT OR IGNORE INTO events (namespace, source, subject, id, type, time, body) VALUES {values}"
-_SEQ_OF_SQL = "SELECT seq FROM events WHERE namespace = ? AND source = ? AND subject = ? AND id = ?"
-#: Publishes per run handed to _insert_run (which cuts it into statements of sqlitekit sizes).
-_MAX_ROWS = 1000
 
 #: The writer's wait for more commands when a batch shows concurrency (see the module docstring).
 GATHER_DELAY = 0.001
@@ -168,23 +169,6 @@ def _bound_from_env(name: str, default: int) -> int:
     return value
 
 
-@dataclass(slots=True)
-class _Publish:
-    event: Event
-    body: bytes
-    future: asyncio.Future[Any]
-
-
-@dataclass(slots=True)
-class _Call:
-    """Run ``fn(connection)`` in the writer thread; inside the batch transaction if ``write``."""
-
-    fn: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[Any] | None
-    write: bool
-
-
-_Command = _Publish | _Call
 _STOP = object()
 
 
@@ -278,7 +262,7 @@ class SqliteBus:
         future: asyncio.Future[bool] = loop.create_future()
         self._in_flight += 1
         try:
-            self._queue.put(_Publish(event, body, future))
+            self._queue.put(Publish(event, body, future))
             return await future
         finally:
             self._in_flight -= 1
@@ -291,7 +275,7 @@ class SqliteBus:
         for event in events:
             future: asyncio.Future[bool] = loop.create_future()
             futures.append(future)
-            self._queue.put(_Publish(event, event.to_bytes(), future))
+            self._queue.put(Publish(event, event.to_bytes(), future))
         self._in_flight += len(futures)
         try:
             return await settled(futures)
@@ -347,7 +331,7 @@ class SqliteBus:
             row = conn.execute("SELECT seq FROM cursors WHERE grp = ?", (group,)).fetchone()
             return int(row[0])
 
-        self._queue.put(_Call(open_group, ready, write=True))
+        self._queue.put(Call(open_group, ready, write=True))
         subscription = SqliteSubscription(self, group, ready)
         self._subscriptions[group] = subscription
         return subscription
@@ -459,7 +443,7 @@ class SqliteBus:
         def save(conn: sqlite3.Connection) -> None:
             conn.execute(_SAVE_CURSOR_SQL, (group, offset))
 
-        self._queue.put(_Call(save, future, write=True))
+        self._queue.put(Call(save, future, write=True))
 
     def _forget(self, subscription: SqliteSubscription) -> None:
         if self._subscriptions.get(subscription.group) is subscription:
@@ -468,7 +452,7 @@ class SqliteBus:
     async def _call(self, fn: Callable[[sqlite3.Connection], Any], *, write: bool = False) -> Any:
         loop = self._require_running()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Call(fn, future, write))
+        self._queue.put(Call(fn, future, write))
         return await future
 
     def _require_running(self) -> asyncio.AbstractEventLoop:
@@ -526,21 +510,21 @@ class SqliteBus:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(item, _Publish | _Call) and item.future is not None:
+                if isinstance(item, Publish | Call) and item.future is not None:
                     leftovers.append((item.future, None, EventBridgeError("the bus was stopped")))
             if leftovers:
                 self._to_loop(_settle, leftovers)
 
-    def _take(self, first: object, limit: int) -> tuple[list[_Command], bool]:
+    def _take(self, first: object, limit: int) -> tuple[list[Command], bool]:
         """``first`` (if not ``None``) and the commands waiting in the queue, up to ``limit``;
         and whether the stop marker was among them."""
-        batch: list[_Command] = []
+        batch: list[Command] = []
         stopping = False
         item = first
         while True:
             if item is _STOP:
                 stopping = True
-            elif isinstance(item, _Publish | _Call):
+            elif isinstance(item, Publish | Call):
                 batch.append(item)
             if len(batch) >= limit:
                 break
@@ -550,42 +534,42 @@ class SqliteBus:
                 break
         return batch, stopping
 
-    def _process(self, conn: sqlite3.Connection, batch: list[_Command]) -> None:
-        writes = [c for c in batch if isinstance(c, _Publish) or c.write]
-        reads = [c for c in batch if isinstance(c, _Call) and not c.write]
+    def _process(self, conn: sqlite3.Connection, batch: list[Command]) -> None:
+        writes = [c for c in batch if isinstance(c, Publish) or c.write]
+        reads = [c for c in batch if isinstance(c, Call) and not c.write]
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         stored: list[tuple[int, bytes]] = []  # (offset, body) of the events this batch added, in order
         if writes:
             try:
-                if len(writes) <= ONE_STATEMENT and all(isinstance(c, _Publish) for c in writes):
+                if len(writes) <= ONE_STATEMENT and all(isinstance(c, Publish) for c in writes):
                     # one INSERT: its own transaction, one step (and GIL hand-over) instead of three
-                    results = _insert_run(conn, writes)  # type: ignore[arg-type]
+                    results = insert_run(conn, writes)  # type: ignore[arg-type]
                 else:
                     conn.execute("BEGIN IMMEDIATE")
-                    results = _apply_batch(conn, writes)
+                    results = apply_batch(conn, writes)
                     conn.execute("COMMIT")
                 for command, (result, offset) in zip(writes, results, strict=True):
-                    if offset and isinstance(command, _Publish):
+                    if offset and isinstance(command, Publish):
                         stored.append((offset, command.body))
                     if command.future is not None:
                         outcomes.append((command.future, result, None))
             except Exception as batch_error:  # noqa: BLE001
-                _rollback(conn)
+                rollback(conn)
                 log.warning("bus batch of %d writes failed (%s); retrying one by one", len(writes), batch_error)
                 # One transaction per command, so that one bad command fails alone.
                 for command in writes:
                     try:
                         conn.execute("BEGIN IMMEDIATE")
-                        result, offset = _apply(conn, command)
+                        result, offset = apply_one(conn, command)
                         conn.execute("COMMIT")
                     except Exception as exc:  # noqa: BLE001
-                        _rollback(conn)
+                        rollback(conn)
                         if command.future is not None:
-                            outcomes.append((command.future, None, _wrap(exc)))
+                            outcomes.append((command.future, None, wrap_error(exc)))
                         else:
                             log.error("bus background write failed: %s", exc)
                         continue
-                    if offset and isinstance(command, _Publish):
+                    if offset and isinstance(command, Publish):
                         stored.append((offset, command.body))
                     if command.future is not None:
                         outcomes.append((command.future, result, None))
@@ -594,7 +578,7 @@ class SqliteBus:
                 result = call.fn(conn)
             except Exception as exc:  # noqa: BLE001
                 if call.future is not None:
-                    outcomes.append((call.future, None, _wrap(exc)))
+                    outcomes.append((call.future, None, wrap_error(exc)))
                 continue
             if call.future is not None:
                 outcomes.append((call.future, result, None))
@@ -640,104 +624,6 @@ class SqliteBus:
         if not positions or None in positions:
             return  # a subscription that has not started yet may still need all of it
         self._tail.drop_through(min(p for p in positions if p is not None))
-
-
-def _apply_batch(conn: sqlite3.Connection, writes: list[_Command]) -> list[tuple[Any, int]]:
-    """Apply writes in order; each run of consecutive publishes is one multi-row INSERT.
-
-    One statement per run (instead of one per event) keeps the writer thread from releasing and
-    re-acquiring the GIL per event, which would stall it behind the event loop.
-    """
-    results: list[tuple[Any, int]] = []
-    run: list[_Publish] = []
-    for command in writes:
-        if isinstance(command, _Publish):
-            run.append(command)
-            if len(run) == _MAX_ROWS:
-                results.extend(_insert_run(conn, run))
-                run = []
-            continue
-        if run:
-            results.extend(_insert_run(conn, run))
-            run = []
-        results.append(_apply(conn, command))
-    if run:
-        results.extend(_insert_run(conn, run))
-    return results
-
-
-def _insert_run(conn: sqlite3.Connection, run: list[_Publish]) -> list[tuple[bool, int]]:
-    """Insert a run of publishes with a few multi-row statements of fixed sizes (sqlitekit).
-
-    Each statement is a single SQLite step, and so a single GIL hand-over: ``RETURNING`` would
-    cost one step (and one hand-over to the event loop and back) per row. The offsets follow from
-    ``AUTOINCREMENT`` with one writer: the ``n`` rows a statement inserted got ``last - n + 1 ..
-    last``, in ``VALUES`` order. Only when some rows were duplicates (ignored) is each looked up.
-    """
-    out: list[tuple[bool, int]] = []
-    for chunk in chunks(run):
-        params: list[Any] = []
-        for command in chunk:
-            params += _row(command)
-        cursor = conn.execute(_INSERT_RUN_SQL.format(values=placeholders(7, len(chunk))), params)
-        inserted, last = cursor.rowcount, cursor.lastrowid or 0
-        if inserted == len(chunk):
-            out.extend((True, seq) for seq in range(last - inserted + 1, last + 1))
-        else:
-            out.extend(_claim_new(conn, chunk, inserted))
-    return out
-
-
-def _claim_new(conn: sqlite3.Connection, chunk: Sequence[_Publish], inserted: int) -> list[tuple[bool, int]]:
-    """Which publishes of ``chunk`` made the ``inserted`` rows its statement added.
-
-    Ignored rows still use up an offset, so the new ones are not consecutive; but they are the
-    ``inserted`` highest offsets among the chunk's events (every row stored before is lower). Of
-    several copies of one event only the first counts as new.
-    """
-    seqs: list[int] = []
-    for command in chunk:
-        event = command.event
-        row = conn.execute(_SEQ_OF_SQL, (event.namespace, event.source, event.subject, event.id)).fetchone()
-        seqs.append(int(row[0]) if row else 0)
-    distinct = sorted(set(seqs))
-    new = set(distinct[len(distinct) - inserted :]) if inserted else set()
-    out: list[tuple[bool, int]] = []
-    for seq in seqs:
-        if seq in new:
-            new.discard(seq)
-            out.append((True, seq))
-        else:
-            out.append((False, 0))
-    return out
-
-
-def _row(command: _Publish) -> tuple[Any, ...]:
-    """The values of one event's row, in the column order of the INSERT statements."""
-    event = command.event
-    return (event.namespace, event.source, event.subject, event.id, event.type, format_time(event.time), command.body)
-
-
-def _apply(conn: sqlite3.Connection, command: _Command) -> tuple[Any, int]:
-    """Apply one write; returns (result for the caller, offset written or 0)."""
-    if isinstance(command, _Publish):
-        cursor = conn.execute(_INSERT_SQL, _row(command))
-        if cursor.rowcount == 1 and cursor.lastrowid is not None:
-            return True, cursor.lastrowid
-        return False, 0
-    return command.fn(conn), 0
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-def _wrap(exc: Exception) -> BaseException:
-    if isinstance(exc, sqlite3.OperationalError):
-        return TemporaryError(f"the bus could not write to its SQLite log: {exc}")
-    return exc
 
 
 def _delivery(row: tuple[int, bytes]) -> Delivery:
