@@ -52,6 +52,7 @@ from kubernetes.client.exceptions import ApiException
 from eventbridge.errors import AlreadyExistsError, ConflictError, InvalidError, NotFoundError, TemporaryError
 from eventbridge.store._stream import ThreadFedStream
 from eventbridge.store.base import Object, WatchEvent
+from eventbridge.store.objects import resource_version
 
 log = logging.getLogger(__name__)
 
@@ -362,13 +363,8 @@ class KubeStore:
                 functools.partial(self._list_page, info, namespace, selector, limit, token),
                 f"list {info.plural}" + (f" in {namespace}" if namespace else ""),
             )
-            for item in page.get("items") or []:
-                item.setdefault("apiVersion", f"{self.group}/{self.version}")
-                item.setdefault("kind", info.kind)
-                items.append(item)
-            meta = page.get("metadata") or {}
-            rv = rv or str(meta.get("resourceVersion") or "")
-            token = meta.get("continue") or None
+            page_rv, token = self._take_page(page, info, items)
+            rv = rv or page_rv
             if not token or limit == 1:
                 break
         self._seen(rv)
@@ -487,19 +483,23 @@ class KubeStore:
             )
         return self._custom.list_cluster_custom_object(self.group, self.version, info.plural, **kwargs)
 
+    def _take_page(self, page: dict[str, Any], info: KindInfo, items: _Objects) -> tuple[str, str | None]:
+        """Add a list page's items to ``items`` (with their apiVersion and kind, which list
+        responses leave out); the page's resourceVersion and continue token."""
+        for item in page.get("items") or []:
+            item.setdefault("apiVersion", f"{self.group}/{self.version}")
+            item.setdefault("kind", info.kind)
+            items.append(item)
+        return resource_version(page), (page.get("metadata") or {}).get("continue") or None
+
     def _list_sync(self, info: KindInfo, namespace: str | None) -> tuple[_Objects, str]:
         items: _Objects = []
         token: str | None = None
         rv = ""
         while True:
             page = self._list_page(info, namespace, "", 500, token)
-            for item in page.get("items") or []:
-                item.setdefault("apiVersion", f"{self.group}/{self.version}")
-                item.setdefault("kind", info.kind)
-                items.append(item)
-            meta = page.get("metadata") or {}
-            rv = rv or str(meta.get("resourceVersion") or "")
-            token = meta.get("continue") or None
+            page_rv, token = self._take_page(page, info, items)
+            rv = rv or page_rv
             if not token:
                 break
         self._seen(rv)
@@ -542,7 +542,7 @@ def read_watch(
                     if obj.get("code") == 410:
                         raise WatchGone
                     raise KubeApiError(f"watch error: {obj.get('message')}", int(obj.get("code") or 0))
-                rv = str((obj.get("metadata") or {}).get("resourceVersion") or "") or rv
+                rv = resource_version(obj) or rv
                 if event_type in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
                     handle(event_type, obj)
     if time.monotonic() - started < 0.05 and not stream._stopping.is_set():
@@ -577,7 +577,7 @@ class _KubeWatchStream(ThreadFedStream[WatchEvent]):
         if event_type == "DELETED":
             self._known.pop(key, None)
         else:
-            self._known[key] = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+            self._known[key] = resource_version(obj)
         self._store._seen_object(obj)
         event = WatchEvent(event_type, obj)
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
@@ -598,7 +598,7 @@ class _KubeWatchStream(ThreadFedStream[WatchEvent]):
             gone: Object = {"metadata": {"namespace": ns, "name": name}}
             self._emit("DELETED", gone)
         for key, obj in present.items():
-            rv_now = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+            rv_now = resource_version(obj)
             before = self._known.get(key)
             if before is None:
                 self._emit("ADDED", obj)
@@ -619,7 +619,7 @@ class _KubeWatchStream(ThreadFedStream[WatchEvent]):
                     # Watching from the call's resourceVersion: what changed after it is not part of
                     # the baseline, so a relist after 410 (a restarted API server) still reports it.
                     self._known = {
-                        _obj_key(o): str(o["metadata"].get("resourceVersion") or "")
+                        _obj_key(o): resource_version(o)
                         for o in items
                         if since is None or (_rv_int(o["metadata"].get("resourceVersion")) or 0) <= since
                     }
@@ -657,6 +657,6 @@ class _KubeWatchStream(ThreadFedStream[WatchEvent]):
 
     def _handle(self, event_type: str, obj: Object) -> None:
         if event_type == "BOOKMARK":
-            self._store._seen(str((obj.get("metadata") or {}).get("resourceVersion") or ""))
+            self._store._seen(resource_version(obj))
         else:
             self._emit(cast(_EventType, event_type), obj)
