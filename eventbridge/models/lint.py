@@ -5,7 +5,8 @@ problems), lint warns about:
 
 * every field declared with :func:`~eventbridge.models.base.unsupported` that is set to a
   non-empty value (the warning is the reason given in the model);
-* every unknown field (kept on a round trip, but nothing reads it).
+* every unknown field (kept on a round trip, but nothing reads it);
+* references from one object to another that is not loaded (:mod:`eventbridge.models.crossrefs`).
 
 Fields set to a Go zero value (``null``, ``false``, ``0``, ``""``, ``[]``, ``{}``) count as unset,
 as they do for Argo. The CLI calls :func:`lint_paths` and prints :func:`format_diagnostics`.
@@ -20,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from eventbridge.models.base import UNSUPPORTED_KEY, Finding, Manifest
+from eventbridge.models.crossrefs import cross_references
 from eventbridge.models.kinds import FieldPath, join_path
 from eventbridge.models.loader import Diagnostic, Loaded, LoadResult, load_paths
 
@@ -103,12 +105,14 @@ def located(loaded: Loaded, finding: Finding) -> Diagnostic:
 
 
 def lint(result: LoadResult, extra_checks: Sequence[ExtraCheck] = ()) -> list[Diagnostic]:
-    """All diagnostics of ``result`` plus lint warnings and ``extra_checks``, ordered by file and line."""
+    """All diagnostics of ``result`` plus lint warnings, ``extra_checks`` and the cross-object
+    warnings, ordered by file and line."""
     diagnostics = list(result.diagnostics)
     for loaded in result.objects:
         diagnostics.extend(lint_object(loaded))
         for check in extra_checks:
             diagnostics.extend(located(loaded, finding) for finding in check(loaded.manifest))
+    diagnostics.extend(cross_references(result.objects))
     return sorted(diagnostics, key=lambda d: (d.file, d.line))
 
 
