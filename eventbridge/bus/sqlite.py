@@ -29,9 +29,11 @@ How it works:
   cost one GIL hand-over per row and waited behind the writes and their fsync). A subscriber
   further behind reads the file.
 * **Retention**, as the JetStream EventBus's stream limits (``maxAge`` 72h, ``maxMsgs``
-  1,000,000 by default): every :data:`PRUNE_INTERVAL` the bus removes the events older than
-  ``max_age`` (by their ``time``) or beyond the newest ``max_events``, but never one that an open
-  subscription has not acknowledged yet. A sensor that is not running does not hold events back
+  1,000,000 by default; the runtime passes an EventBus manifest's own to :meth:`SqliteBus.retain`,
+  and ``EVENTBRIDGE_BUS_MAX_AGE`` / ``EVENTBRIDGE_BUS_MAX_EVENTS`` win over both): every
+  :data:`PRUNE_INTERVAL` the bus removes the events older than ``max_age`` (by their ``time``)
+  or beyond the newest ``max_events``, but never one that an open subscription has not
+  acknowledged yet. A sensor that is not running does not hold events back
   (as a JetStream consumer does not). Removal goes in log order, a window of the oldest
   :data:`PRUNE_CHUNK` events at a time, so an old-dated event behind newer ones waits for them.
   Removed pages are reused by new events; the file does not shrink. The dedup of an event id
@@ -143,10 +145,10 @@ _PRUNE_SQL = (
 )
 
 
-def _age_from_env() -> float:
+def _age_from_env(default: float = DEFAULT_MAX_AGE) -> float:
     raw = os.environ.get(ENV_MAX_AGE, "").strip()
     if not raw:
-        return DEFAULT_MAX_AGE
+        return default
     try:
         seconds = parse_go_duration(raw)
     except ValueError as exc:
@@ -229,8 +231,7 @@ class SqliteBus:
             self._thread = None
             raise
         self._running = True
-        if self.max_age or self.max_events:
-            self._pruner = asyncio.create_task(self._prune_every(PRUNE_INTERVAL), name=f"prune {self.path.name}")
+        self._pruner = asyncio.create_task(self._prune_every(PRUNE_INTERVAL), name=f"prune {self.path.name}")
 
     async def stop(self) -> None:
         """Flush cursors, close subscriptions, finish pending writes and close the file."""
@@ -391,6 +392,13 @@ class SqliteBus:
         return result
 
     # -- retention -------------------------------------------------------------------------
+
+    def retain(self, max_age: float | None = None, max_events: int | None = None) -> None:
+        """Set the retention from an EventBus manifest (``None``: the default; ``0``: no bound).
+        A bound whose variable (``EVENTBRIDGE_BUS_MAX_AGE``, ``..._MAX_EVENTS``) is set keeps
+        the variable's value: the operator's word wins over the manifest's."""
+        self.max_age = _age_from_env(DEFAULT_MAX_AGE if max_age is None else max_age)
+        self.max_events = _bound_from_env(ENV_MAX_EVENTS, DEFAULT_MAX_EVENTS if max_events is None else max_events)
 
     async def prune(self) -> int:
         """Remove the events past the retention (older than ``max_age`` or beyond the newest

@@ -27,6 +27,8 @@ from eventbridge.executors.host import HostExecutor
 from eventbridge.heap import Janitor, settle_after_start, unsettle
 from eventbridge.models.base import Finding, Manifest, References
 from eventbridge.models.core import ConfigMap
+from eventbridge.models.crossrefs import cross_references
+from eventbridge.models.eventbus import EventBus, Retention, log_retention
 from eventbridge.models.eventsource import EventSource
 from eventbridge.models.loader import Diagnostic, Loaded, load_paths
 from eventbridge.models.references import ManifestReferences
@@ -255,13 +257,22 @@ class EmbeddedRuntime:
         """Load the watched paths again and apply what changed."""
         async with self._reload_lock:
             result = await asyncio.to_thread(load_paths, self.settings.paths)
-            report(result.diagnostics)
+            report([*result.diagnostics, *cross_references(result.objects)])
             self.manifests.update(result.objects, result.diagnostics, _files_under(self.settings.paths))
             self.references.current = ManifestReferences((m for _, m in self.manifests.all()), environ=os.environ)
             self.controller.plugins = _plugins(m for _, m in self.manifests.all())
+            self._retain(log_retention(self.manifests.of(EventBus)))
             await self._sync_store_objects()
             await self.sensors.apply(self.manifests.of(Sensor))
             await self.sources.apply(self.manifests.of(EventSource))
+
+    def _retain(self, retention: Retention) -> None:
+        """Apply an EventBus manifest's retention to the log (logged when it changes)."""
+        before = (self.bus.max_age, self.bus.max_events)
+        self.bus.retain(retention.max_age, retention.max_events)
+        if (self.bus.max_age, self.bus.max_events) != before:
+            log.info("event log retention: events older than %gs or beyond the newest %d are removed (0: no bound)",
+                     self.bus.max_age, self.bus.max_events)  # fmt: skip
 
     async def _sync_store_objects(self) -> None:
         wanted: set[tuple[str, str, str]] = set()

@@ -80,6 +80,36 @@ def test_retention_settings_from_the_environment(tmp_path: Path, monkeypatch: py
         SqliteBus(tmp_path / "bus.db")
 
 
+def test_an_event_bus_manifest_sets_the_retention_unless_a_variable_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = SqliteBus(tmp_path / "bus.db")
+    bus.retain(max_age=600, max_events=0)
+    assert (bus.max_age, bus.max_events) == (600, 0)
+    bus.retain()  # the manifest is gone: back to the defaults
+    assert (bus.max_age, bus.max_events) == (72 * 3600, 1_000_000)
+    monkeypatch.setenv("EVENTBRIDGE_BUS_MAX_EVENTS", "50")
+    bus.retain(max_age=600, max_events=7)
+    assert (bus.max_age, bus.max_events) == (600, 50)  # the operator's variable wins over the manifest
+
+
+async def test_a_bus_started_without_bounds_prunes_once_a_manifest_sets_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bus_module, "PRUNE_INTERVAL", 0.05)
+    async with SqliteBus(tmp_path / "bus.db", max_age=0, max_events=0) as bus:
+        await bus.publish(aged(1, 1))
+        await bus.publish(make_event(2))
+        await asyncio.sleep(0.2)
+        assert await stored_ids(bus) == ["id-1", "id-2"]
+        bus.retain(max_age=60, max_events=0)
+        for _ in range(100):
+            if await stored_ids(bus) == ["id-2"]:
+                break
+            await asyncio.sleep(0.02)
+        assert await stored_ids(bus) == ["id-2"]
+
+
 async def test_the_bus_prunes_by_itself_every_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bus_module, "PRUNE_INTERVAL", 0.05)
     async with SqliteBus(tmp_path / "bus.db", max_age=60, max_events=0) as bus:

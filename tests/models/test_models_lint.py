@@ -94,13 +94,29 @@ def test_unknown_top_level_and_metadata_fields() -> None:
     ]
 
 
-def test_event_bus_other_than_kafka_is_unsupported() -> None:
+def test_event_bus_jetstream_says_what_is_used() -> None:
     text = (
         "apiVersion: argoproj.io/v1alpha1\nkind: EventBus\nmetadata: {name: default}\n"
         "spec:\n  jetstream:\n    version: latest\n"
+        "    streamConfig: |\n      maxAge: 24h\n      maxMsgs: 500\n      replicas: 3\n      maxBytes: 1GB\n"
     )
     assert [str(d) for d in lint(load_text(text, "eb.yaml"))] == [
         "eb.yaml:5: EventBus/default: spec.jetstream: warning: "
+        "embedded mode keeps events in its SQLite log: of this bus only streamConfig's maxAge and maxMsgs are "
+        "used, as the log's retention (EVENTBRIDGE_BUS_MAX_AGE and EVENTBRIDGE_BUS_MAX_EVENTS win when set); "
+        "cluster mode uses spec.kafka",
+        "eb.yaml:7: EventBus/default: spec.jetstream.streamConfig: warning: "
+        "maxBytes, replicas: not used (embedded mode reads only maxAge and maxMsgs)",
+    ]
+
+
+def test_event_bus_nats_streaming_is_unsupported() -> None:
+    text = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: EventBus\nmetadata: {name: default}\n"
+        "spec:\n  nats:\n    native: {}\n"
+    )
+    assert [str(d) for d in lint(load_text(text, "eb.yaml"))] == [
+        "eb.yaml:5: EventBus/default: spec.nats: warning: "
         "embedded mode uses the SQLite log (its retention: EVENTBRIDGE_BUS_MAX_AGE, EVENTBRIDGE_BUS_MAX_EVENTS); "
         "cluster mode uses kafka"
     ]
