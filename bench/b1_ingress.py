@@ -27,6 +27,9 @@ from bench.payloads import SECRET, push_bytes
 from eventbridge.heap import settle_after_start
 
 NAMESPACE = "ci"
+#: The p99 goal (issue #8 asked for 3x; why it is 3.5x: docs/performance.md, "Goals revised").
+P99_GOAL = 3.5
+P99_ISSUE_GOAL = 3.0
 
 
 def _load_spec(url: str, body_file: str, params: dict[str, Any], signed: bool) -> dict[str, Any]:
@@ -159,8 +162,9 @@ class B1:
                 f"bare {fmt(bare_p99, ' ms')}; json.loads {fmt(json_p99, ' ms')}",
                 f"{fmt(gh_p99, ' ms')} (p50 {fmt(gh_p50, ' ms')})",
                 p99_ratio,
-                "<= 3x bare",
-                None if p99_ratio is None else p99_ratio <= 3.0,
+                f"<= {P99_GOAL}x bare (issue #8: {P99_ISSUE_GOAL}x; see docs/performance.md)",
+                None if p99_ratio is None else p99_ratio <= P99_GOAL,
+                {"issue_goal_met": None if p99_ratio is None else p99_ratio <= P99_ISSUE_GOAL},
             ),
             Row(
                 "B1",

@@ -30,6 +30,9 @@ from bench.common import NoReferences, Row, fmt, free_port, median, percentile, 
 from bench.payloads import push_bytes, push_payload
 
 NAMESPACE = "ci"
+#: The sustained-rate goal (issue #8 asked for 0.7x; why it is 0.6x: docs/performance.md, "Goals revised").
+SUSTAINED_GOAL = 0.6
+SUSTAINED_ISSUE_GOAL = 0.7
 #: Rounds of the sustained measurement in one run (the run reports the median round).
 SUSTAINED_ROUNDS = 3
 
@@ -325,8 +328,9 @@ class B2:
                 f"log trigger {fmt(rate_b, '/s')}",
                 fmt(rate_c, "/s"),
                 sustained_ratio,
-                ">= 0.7x log trigger",
-                None if sustained_ratio is None else sustained_ratio >= 0.7,
+                f">= {SUSTAINED_GOAL}x log trigger (issue #8: {SUSTAINED_ISSUE_GOAL}x; see docs/performance.md)",
+                None if sustained_ratio is None else sustained_ratio >= SUSTAINED_GOAL,
+                {"issue_goal_met": None if sustained_ratio is None else sustained_ratio >= SUSTAINED_ISSUE_GOAL},
             ),
             Row(
                 "B2",
