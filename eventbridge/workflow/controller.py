@@ -28,8 +28,9 @@ from eventbridge.store.base import Object, Store, WatchEvent
 from eventbridge.tasks import cancel_all
 from eventbridge.workflow.artifacts import ArtifactRepository, ObjectStore
 from eventbridge.workflow.memo import MemoCache
-from eventbridge.workflow.operator import WORKFLOW_COMPLETED, WorkflowRun
+from eventbridge.workflow.operator import WorkflowRun
 from eventbridge.workflow.plugins import PluginDirectory
+from eventbridge.workflow.status import WORKFLOW_COMPLETED
 from eventbridge.workflow.sync import LockManager
 
 log = logging.getLogger(__name__)

@@ -5,17 +5,15 @@ DAG tasks are tasks). Every node gets a deterministic id (see ``nodes.py``); bef
 the run looks for it in ``status.nodes`` and reuses it when it already completed, so a controller
 that restarts continues a Running workflow without re-running finished steps.
 
-Status writes are batched: the first write marks the workflow Running, later changes are written
-at most every ``write_interval`` seconds, and the final phase is written at once (2 writes for a
-short one-step workflow). A ConflictError (someone else changed the object, e.g. its labels) is
-handled by re-reading and writing our status over the fresh object.
+The node graph and the status writes are a :class:`~eventbridge.workflow.status.RunStatus`
+(``self.book``): writes are batched, the first marks the workflow Running, the final phase is
+written at once (2 writes for a short one-step workflow).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import re
@@ -27,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from eventbridge.errors import ConflictError, EventBridgeError, ExprError, InvalidError, NotFoundError
+from eventbridge.errors import ExprError, InvalidError, NotFoundError
 from eventbridge.executors.base import Executor, OutputArtifact, OutputParameter, StepResult, StepSpec
 from eventbridge.executors.resource import ResourceRunner
 from eventbridge.expr.lang import evaluate, evaluate_bool, format_value, nest
@@ -57,13 +55,11 @@ from eventbridge.workflow.artifacts import (
     parse_reference,
 )
 from eventbridge.workflow.depends import evaluate_depends, failure_refs, reaches, task_dependencies
-from eventbridge.workflow.leaves import Outcome, run_data, run_http
+from eventbridge.workflow.leaves import run_data, run_http
 from eventbridge.workflow.loops import add_item, expansions
 from eventbridge.workflow.memo import MemoCache, fresh
 from eventbridge.workflow.nodes import (
     COMPLETED,
-    COMPLETED_LABEL,
-    PHASE_LABEL,
     SUCCESSFUL,
     Node,
     node_id,
@@ -73,6 +69,7 @@ from eventbridge.workflow.nodes import (
 )
 from eventbridge.workflow.plugins import PluginDirectory, execute_template, workflow_plugins
 from eventbridge.workflow.specs import merge_specs, with_defaults
+from eventbridge.workflow.status import WORKFLOW_COMPLETED, RunStatus, WorkflowDeleted
 from eventbridge.workflow.stepfiles import StepFiles, s3_access
 from eventbridge.workflow.sync import (
     LockManager,
@@ -85,7 +82,6 @@ from eventbridge.workflow.sync import (
 
 log = logging.getLogger(__name__)
 
-WORKFLOW_COMPLETED = frozenset({"Succeeded", "Failed", "Error"})
 NODE_TYPES = {"steps": "Steps", "dag": "DAG", "suspend": "Suspend", "http": "HTTP", "plugin": "Plugin"}
 PLUGIN_REQUEUE_DEFAULT = 10.0  # seconds before asking a plugin again that answered Pending/Running
 
@@ -136,30 +132,26 @@ class WorkflowRun:
         self._shutdown: str | None = None
         self._unsupported_plugins: set[str] = set()
         self.executor = executor
-        self.obj = obj
         self.references = references
         self.pod_slots = pod_slots
-        self.write_interval = write_interval
         meta = obj.get("metadata") or {}
         self.name: str = meta.get("name", "")
         self.namespace: str = meta.get("namespace") or "default"
         # the workflow's own S3 repository is known once its spec is (see _run)
         self.files = StepFiles(artifacts, S3Access(object_store, None, "default"), self.namespace, self.name)
-        self.status: dict[str, Any] = copy.deepcopy(obj.get("status") or {})
-        self.nodes: dict[str, Node] = self.status.setdefault("nodes", {})
+        self.book = RunStatus(
+            store, obj, write_interval=write_interval, observe=self.observe, on_deleted=self._deleted_while_writing
+        )
+        self.status = self.book.status
+        self.nodes = self.book.nodes
         self.spec: WorkflowSpec = WorkflowSpec()
         self.globals: dict[str, str] = {}
         self.global_outputs: dict[str, str] = {}
         self.global_artifacts: dict[str, Record] = {}
         self._wf_slots: asyncio.Semaphore | None = None
-        self._dirty = False
-        self._flush_task: asyncio.Task[None] | None = None
-        self._write_lock = asyncio.Lock()
-        self._last_write = 0.0
         self._abort_message: str | None = None
         self._main: asyncio.Task[Node] | None = None
         self._resumes: dict[str, asyncio.Future[None]] = {}
-        self._change_events: set[asyncio.Event] = set()  # set on every status change (hook watchers)
         self._hook_tasks: list[asyncio.Task[Node]] = []
         self._fired_wf_hooks: set[str] = set()
         self._hook_watch: asyncio.Task[None] | None = None
@@ -168,7 +160,6 @@ class WorkflowRun:
         self._unsuspended = asyncio.Event()  # cleared while spec.suspend is true
         if not (obj.get("spec") or {}).get("suspend"):
             self._unsuspended.set()
-        self.writes = 0
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -176,17 +167,29 @@ class WorkflowRun:
         """Run to completion; returns the final stored object."""
         try:
             await self._run()
-        except _Deleted:
+        except WorkflowDeleted:
             log.info("workflow %s/%s was deleted while running", self.namespace, self.name)
             await self.executor.kill(self.namespace, self.name)
         finally:
             if self.locks is not None:  # in memory only: the stored status keeps them for a restart
                 self.locks.release_workflow(self.namespace, self.name)
             # Cancelled (controller stopping) or done: leave nothing running behind.
-            for task in (self._main, self._flush_task, self._hook_watch, *self._hook_tasks):
+            self.book.cancel_flush()
+            for task in (self._main, self._hook_watch, *self._hook_tasks):
                 if task is not None and not task.done():
                     task.cancel()
         return self.obj
+
+    @property
+    def obj(self) -> Object:
+        """The workflow object as last read or written."""
+        return self.book.obj
+
+    def _deleted_while_writing(self) -> None:
+        """A background status write found the workflow gone: end the run."""
+        if self._main is not None:
+            self._main.cancel()
+            self._abort_message = "workflow deleted"
 
     async def _run(self) -> None:
         if self.status.get("phase") in WORKFLOW_COMPLETED:
@@ -206,7 +209,7 @@ class WorkflowRun:
         self.status.pop("message", None)
         if self.spec.parallelism:
             self._wf_slots = asyncio.Semaphore(self.spec.parallelism)
-        await self._write()
+        await self.book.write()
         entry = self.spec.entrypoint or ""
         deadline = self.spec.active_deadline_seconds
         shutdown = (self.obj.get("spec") or {}).get("shutdown")
@@ -240,7 +243,7 @@ class WorkflowRun:
         if phase not in WORKFLOW_COMPLETED:
             phase = "Failed" if self._abort_message else "Error"
         self.globals["workflow.status"] = phase
-        self.globals["workflow.failures"] = json.dumps(self._failures(), separators=(",", ":"))
+        self.globals["workflow.failures"] = json.dumps(self.book.failures(), separators=(",", ":"))
         if hook_watch is not None:
             hook_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -278,7 +281,7 @@ class WorkflowRun:
             self.status["phase"] = "Pending"
             self.status["message"] = message
             record_waiting(self.status, lock, holders)
-            self._changed(force=True)
+            self.book.changed(force=True)
 
         self._shutdown = self._shutdown or (self.obj.get("spec") or {}).get("shutdown")
         try:
@@ -309,12 +312,12 @@ class WorkflowRun:
         holder = f"{self.namespace}/{self.name}/{nid}"
 
         def waiting(message: str, lock: LockRef, holders: list[str]) -> None:
-            node = self._node(name, display, node_type, template.name, boundary)
+            node = self.book.node(name, display, node_type, template.name, boundary)
             node["phase"] = "Pending"
             node["message"] = message
             node["synchronizationStatus"] = {"waiting": lock.name}
             record_waiting(self.status, lock, holders)
-            self._changed(force=True)
+            self.book.changed(force=True)
 
         await self.locks.acquire(
             holder,
@@ -328,7 +331,7 @@ class WorkflowRun:
             node.pop("synchronizationStatus", None)
             node.pop("message", None)
         record_holding(self.status, holder, locks)
-        self._changed()
+        self.book.changed()
 
     def _release_node_locks(self, name: str, locks: list[LockRef], *, record: bool) -> None:
         if self.locks is None or not locks:
@@ -337,7 +340,7 @@ class WorkflowRun:
         self.locks.release(holder, locks)
         if record:
             record_released(self.status, holder, locks)
-            self._changed()
+            self.book.changed()
 
     # ----------------------------------------------------------------------------- memoization
 
@@ -359,7 +362,7 @@ class WorkflowRun:
         entry = await self.memo.load(self.namespace, cache, key)
         hit = entry is not None and fresh(entry, max_age)
         status = {"hit": hit, "key": key, "cacheName": cache}
-        node = self._node(name, display, node_type, template.name, boundary)
+        node = self.book.node(name, display, node_type, template.name, boundary)
         node["memoizationStatus"] = status
         if not hit or entry is None:
             return None, status
@@ -367,7 +370,7 @@ class WorkflowRun:
         for param in (outputs or {}).get("parameters") or []:
             if param.get("globalName") and "value" in param:
                 self._set_global_output(str(param["globalName"]), str(param["value"]))
-        return self._complete(node, "Succeeded", "", outputs), status
+        return self.book.complete(node, "Succeeded", "", outputs), status
 
     async def _memo_save(self, node: Node, status: dict[str, Any] | None) -> Node:
         if status is None or status.get("hit") or node.get("phase") != "Succeeded" or self.memo is None:
@@ -377,7 +380,7 @@ class WorkflowRun:
                 self.namespace, str(status["cacheName"]), str(status["key"]), node["id"], node.get("outputs")
             )
         except InvalidError as exc:
-            return self._complete(node, "Error", str(exc), node.get("outputs"))
+            return self.book.complete(node, "Error", str(exc), node.get("outputs"))
         return node
 
     @property
@@ -401,7 +404,7 @@ class WorkflowRun:
                 node["phase"] = "Failed"
                 node["message"] = message
                 node["finishedAt"] = now()
-        self._changed()
+        self.book.changed()
 
     def observe(self, obj: Object) -> None:
         """A newer version of our object was seen (not written by us): react to shutdown, suspend,
@@ -425,7 +428,7 @@ class WorkflowRun:
                 continue
             if node.get("outputs") and node.get("outputs") != mine.get("outputs"):
                 mine["outputs"] = node["outputs"]
-                self._changed()
+                self.book.changed()
             if node.get("phase") in COMPLETED:
                 mine.update({k: node[k] for k in ("phase", "message", "outputs", "finishedAt") if k in node})
                 waiter = self._resumes.get(nid)
@@ -522,77 +525,6 @@ class WorkflowRun:
             raise InvalidError(f"{where}.{param.name}: value {value!r} is not one of {param.enum}")
         return value
 
-    # ----------------------------------------------------------------------------- nodes
-
-    def _node(
-        self,
-        name: str,
-        display: str,
-        node_type: str,
-        template: str | None,
-        boundary: str | None,
-        **extra: Any,
-    ) -> Node:
-        nid = node_id(self.name, name)
-        node = self.nodes.get(nid)
-        if node is None:
-            node = {
-                "id": nid,
-                "name": name,
-                "displayName": display,
-                "type": node_type,
-                "phase": "Pending",
-                "startedAt": now(),
-            }
-            if template:
-                node["templateName"] = template
-            if boundary:
-                node["boundaryID"] = boundary
-            node.update(extra)
-            self.nodes[nid] = node
-            self._changed()
-        return node
-
-    def _complete(self, node: Node, phase: str, message: str = "", outputs: dict[str, Any] | None = None) -> Node:
-        node["phase"] = phase
-        node["finishedAt"] = now()
-        if message:
-            node["message"] = message
-        else:
-            node.pop("message", None)
-        if outputs:
-            node["outputs"] = outputs
-        self._changed()
-        return node
-
-    def _completed(self, node: Node, outcome: Outcome) -> Node:
-        return self._complete(node, outcome.phase, outcome.message, outcome.outputs)
-
-    def _add_child(self, parent: Node, child: Node) -> None:
-        children = parent.setdefault("children", [])
-        if child["id"] not in children:
-            children.append(child["id"])
-            self._changed()
-
-    def _outbound(self, node: Node) -> list[str]:
-        if node.get("type") in ("Pod", "Skipped", "Suspend") or not node.get("children"):
-            return [node["id"]]
-        return list(node.get("outboundNodes") or [node["id"]])
-
-    def _failures(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "displayName": n.get("displayName"),
-                "message": n.get("message", ""),
-                "templateName": n.get("templateName", ""),
-                "phase": n.get("phase"),
-                "podName": n.get("id"),
-                "finishedAt": n.get("finishedAt", ""),
-            }
-            for n in self.nodes.values()
-            if n.get("type") == "Pod" and n.get("phase") in ("Failed", "Error")
-        ]
-
     # ----------------------------------------------------------------------------- execution
 
     async def _execute(
@@ -615,8 +547,8 @@ class WorkflowRun:
             template = await self._resolve(call)
             inputs = self._inputs(template, call.arguments, scope or {})
         except (InvalidError, NotFoundError, ValidationError) as exc:
-            node = self._node(name, display, "Pod", call.template, boundary)
-            return self._complete(node, "Error", _message(exc))
+            node = self.book.node(name, display, "Pod", call.template, boundary)
+            return self.book.complete(node, "Error", _message(exc))
         kind = template.kinds()[0] if template.kinds() else ""
         # A workflow-level retryStrategy is the default of every template (Argo).
         strategy = template.retry_strategy or self.spec.retry_strategy
@@ -644,8 +576,8 @@ class WorkflowRun:
             return node
         except (InvalidError, NotFoundError, ExprError) as exc:
             finished = True
-            node = self._node(name, display, node_type, template.name, boundary)
-            return self._complete(node, "Error", _message(exc))
+            node = self.book.node(name, display, node_type, template.name, boundary)
+            return self.book.complete(node, "Error", _message(exc))
         finally:
             # A cancelled node (controller stopping) keeps its lock in the stored status for a restart.
             self._release_node_locks(name, locks, record=finished)
@@ -760,7 +692,7 @@ class WorkflowRun:
         retries: int | None = None,
     ) -> Node:
         kind = template.kinds()[0] if template.kinds() else ""
-        node = self._node(name, display, NODE_TYPES.get(kind, "Pod"), template.name, boundary)
+        node = self.book.node(name, display, NODE_TYPES.get(kind, "Pod"), template.name, boundary)
         if node.get("phase") in COMPLETED:
             return node
         if inputs:
@@ -769,7 +701,7 @@ class WorkflowRun:
         if in_artifacts:
             node.setdefault("inputs", {})["artifacts"] = list(in_artifacts.values())
         node["phase"] = "Running"
-        self._changed()
+        self.book.changed()
         scope = self._template_scope(inputs)
         if retries is not None:
             scope["retries"] = str(retries)
@@ -787,11 +719,11 @@ class WorkflowRun:
         }.get(kind)
         if runner is None:
             unsupported = f"template type {kind or 'none'!r} is not supported by this controller"
-            return self._complete(node, "Error", unsupported)
+            return self.book.complete(node, "Error", unsupported)
         try:
             return await runner(node, template, scope)
         except (ExprError, InvalidError, NotFoundError, ValidationError) as exc:
-            return self._complete(node, "Error", _message(exc))
+            return self.book.complete(node, "Error", _message(exc))
 
     async def _execute_retry(
         self,
@@ -802,7 +734,7 @@ class WorkflowRun:
         boundary: str | None,
         strategy: RetryStrategy,
     ) -> Node:
-        node = self._node(name, display, "Retry", template.name, boundary)
+        node = self.book.node(name, display, "Retry", template.name, boundary)
         if node.get("phase") in COMPLETED:
             return node
         node["phase"] = "Running"
@@ -810,7 +742,7 @@ class WorkflowRun:
         try:
             limit = int(limit_text) if limit_text else None
         except ValueError:
-            return self._complete(node, "Error", f"retryStrategy.limit {limit_text!r} is not an integer")
+            return self.book.complete(node, "Error", f"retryStrategy.limit {limit_text!r} is not an integer")
         policy = strategy.retry_policy or "OnFailure"
         backoff = strategy.backoff or {}
         attempt = 0
@@ -818,7 +750,7 @@ class WorkflowRun:
             child = await self._execute_template(
                 f"{name}({attempt})", f"{display}({attempt})", template, inputs, node["id"], retries=attempt
             )
-            self._add_child(node, child)
+            self.book.add_child(node, child)
             phase = child.get("phase", "Error")
             retry = (
                 phase not in SUCCESSFUL
@@ -836,7 +768,7 @@ class WorkflowRun:
                 message = child.get("message", "")
                 if phase not in SUCCESSFUL and limit is not None and attempt >= limit and limit > 0:
                     message = f"{message} (retries exhausted: {limit})" if message else "No more retries left"
-                return self._complete(node, phase, message, child.get("outputs"))
+                return self.book.complete(node, phase, message, child.get("outputs"))
             delay = _backoff_delay(backoff, attempt)
             if delay:
                 await asyncio.sleep(delay)
@@ -945,7 +877,7 @@ class WorkflowRun:
             out["artifacts"] = saved
         if in_artifacts and self.files.local is not None:
             await asyncio.to_thread(shutil.rmtree, self.files.staging(node["id"]) / "inputs", True)
-        return self._complete(node, result.phase, result.message, out)
+        return self.book.complete(node, result.phase, result.message, out)
 
     # ----------------------------------------------------------------------------- containerSet
 
@@ -972,9 +904,9 @@ class WorkflowRun:
                     continue
                 del pending[name]
                 if any(results[d].get("phase") != "Succeeded" for d in deps if d in results):
-                    child = self._node(f"{node['name']}.{name}", name, "Container", template.name, node["id"])
-                    self._add_child(node, child)
-                    results[name] = self._complete(child, "Omitted", "a container it depends on failed")
+                    child = self.book.node(f"{node['name']}.{name}", name, "Container", template.name, node["id"])
+                    self.book.add_child(node, child)
+                    results[name] = self.book.complete(child, "Omitted", "a container it depends on failed")
                     continue
                 body = container.model_dump(by_alias=True, exclude_none=True, mode="json")
                 body.pop("dependencies", None)
@@ -989,8 +921,8 @@ class WorkflowRun:
                     single["volumes"] = template.volumes
                 if template.timeout:
                     single["timeout"] = template.timeout
-                child = self._node(f"{node['name']}.{name}", name, "Container", template.name, node["id"])
-                self._add_child(node, child)
+                child = self.book.node(f"{node['name']}.{name}", name, "Container", template.name, node["id"])
+                self.book.add_child(node, child)
                 running[name] = asyncio.create_task(
                     self._run_container(child, Template.model_validate(single), dict(scope))
                 )
@@ -1003,25 +935,26 @@ class WorkflowRun:
         outputs = results.get(main, {}).get("outputs")
         if failed:
             first = results.get(failed[0], {})
-            return self._complete(node, "Failed", f"container {failed[0]!r}: {first.get('message', 'failed')}", outputs)
-        return self._complete(node, "Succeeded", "", outputs)
+            message = f"container {failed[0]!r}: {first.get('message', 'failed')}"
+            return self.book.complete(node, "Failed", message, outputs)
+        return self.book.complete(node, "Succeeded", "", outputs)
 
     async def _run_container(self, child: Node, template: Template, scope: dict[str, str]) -> Node:
         if child.get("phase") in COMPLETED:
             return child
         child["phase"] = "Running"
-        self._changed()
+        self.book.changed()
         try:
             return await self._run_pod(child, template, scope)
         except (ExprError, InvalidError, NotFoundError, ValidationError) as exc:
-            return self._complete(child, "Error", _message(exc))
+            return self.book.complete(child, "Error", _message(exc))
 
     # ----------------------------------------------------------------------------- resource
 
     async def _run_resource(self, node: Node, template: Template, scope: dict[str, str]) -> Node:
         """``resource``: one Kubernetes object acted on by the controller (cluster mode only)."""
         if self.resources is None:
-            return self._complete(
+            return self.book.complete(
                 node,
                 "Error",
                 f"template {template.name!r} is a resource template: it needs cluster mode (a Kubernetes "
@@ -1038,7 +971,7 @@ class WorkflowRun:
         for entry in params:
             if entry.get("globalName"):
                 self._set_global_output(str(entry["globalName"]), str(entry["value"]))
-        return self._complete(node, outcome.phase, outcome.message, {"parameters": params} if params else None)
+        return self.book.complete(node, outcome.phase, outcome.message, {"parameters": params} if params else None)
 
     # ----------------------------------------------------------------------------- http
 
@@ -1047,7 +980,7 @@ class WorkflowRun:
         raw = template.model_dump(by_alias=True, exclude_unset=True, mode="json")
         spec = Template.model_validate(substitute_all(raw, scope)).http
         assert spec is not None
-        return self._completed(node, await run_http(spec, self._env_value))
+        return self.book.completed(node, await run_http(spec, self._env_value))
 
     # ----------------------------------------------------------------------------- data
 
@@ -1055,7 +988,7 @@ class WorkflowRun:
         """``data``: the file paths of ``source.artifactPaths`` through expr ``transformation`` steps."""
         assert template.data is not None
         source = substitute_all(template.data.source, scope)
-        return self._completed(node, await run_data(template.data, source, self.files, node["id"]))
+        return self.book.completed(node, await run_data(template.data, source, self.files, node["id"]))
 
     # ----------------------------------------------------------------------------- plugin
 
@@ -1074,7 +1007,7 @@ class WorkflowRun:
                 p for p in self.plugins.executor_plugins(self.namespace) if p.name not in {q.name for q in plugins}
             ]
         if not plugins:
-            return self._complete(
+            return self.book.complete(
                 node,
                 "Error",
                 "no executor plugin is configured: give a ConfigMap labelled "
@@ -1096,7 +1029,7 @@ class WorkflowRun:
             try:
                 reply = await execute_template(plugins, body, tokens, self._unsupported_plugins)
             except InvalidError as exc:
-                return self._complete(node, "Failed", str(exc))
+                return self.book.complete(node, "Failed", str(exc))
             result = reply.node
             phase = str(result.get("phase") or "Running")
             message = str(result.get("message") or "")
@@ -1105,12 +1038,12 @@ class WorkflowRun:
                 for param in (outputs or {}).get("parameters") or []:
                     if param.get("globalName") and "value" in param:
                         self._set_global_output(str(param["globalName"]), str(param["value"]))
-                return self._complete(node, phase, message, outputs)
+                return self.book.complete(node, phase, message, outputs)
             if message:
                 node["message"] = message
             if outputs:
                 node["outputs"] = outputs
-            self._changed()
+            self.book.changed()
             await asyncio.sleep(reply.requeue or PLUGIN_REQUEUE_DEFAULT)
 
     # ----------------------------------------------------------------------------- artifacts
@@ -1195,7 +1128,7 @@ class WorkflowRun:
                 node["outputs"] = {"parameters": supplied}
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._resumes[node["id"]] = waiter
-        self._changed()
+        self.book.changed()
         try:
             if duration is not None:
                 started = _parse_time(node.get("startedAt")) or time.time()
@@ -1205,7 +1138,7 @@ class WorkflowRun:
         finally:
             self._resumes.pop(node["id"], None)
         if node.get("phase") not in COMPLETED:
-            self._complete(node, "Succeeded")
+            self.book.complete(node, "Succeeded")
         for param in (node.get("outputs") or {}).get("parameters") or []:
             supplied_from: dict[str, Any] = param.get("valueFrom") or {}
             if "value" not in param and "supplied" in supplied_from and supplied_from.get("default") is not None:
@@ -1224,14 +1157,14 @@ class WorkflowRun:
         previous: list[Node] = []
         previous_group: Node | None = None
         for index, group in enumerate(template.steps):
-            group_node = self._node(f"{node['name']}[{index}]", f"[{index}]", "StepGroup", None, node["id"])
+            group_node = self.book.node(f"{node['name']}[{index}]", f"[{index}]", "StepGroup", None, node["id"])
             if previous_group is None:
-                self._add_child(node, group_node)
+                self.book.add_child(node, group_node)
             elif previous:
                 for child in previous:
-                    self._add_child(child, group_node)
+                    self.book.add_child(child, group_node)
             else:
-                self._add_child(previous_group, group_node)
+                self.book.add_child(previous_group, group_node)
             group_node["phase"] = "Running"
             calls: list[tuple[WorkflowStep, list[tuple[str, Any | None]]]] = []
             for step in group:
@@ -1254,7 +1187,7 @@ class WorkflowRun:
                     )
             children = list(await asyncio.gather(*jobs))
             for child in children:
-                self._add_child(group_node, child)
+                self.book.add_child(group_node, child)
             for step, items in calls:
                 mine = [c for c in children if c["displayName"].split("(")[0] == step.name]
                 self._record_outputs(
@@ -1273,14 +1206,14 @@ class WorkflowRun:
                 if c.get("phase") not in SUCCESSFUL and not _continues(self._step_of(calls, c), c.get("phase"))
             ]
             if failed:
-                self._complete(group_node, "Failed", f"child '{failed[0]['id']}' failed")
-                node["outboundNodes"] = [x for c in children for x in self._outbound(c)]
-                return self._complete(node, "Failed", f"child '{failed[0]['id']}' failed")
-            self._complete(group_node, "Succeeded")
+                self.book.complete(group_node, "Failed", f"child '{failed[0]['id']}' failed")
+                node["outboundNodes"] = [x for c in children for x in self.book.outbound(c)]
+                return self.book.complete(node, "Failed", f"child '{failed[0]['id']}' failed")
+            self.book.complete(group_node, "Succeeded")
             previous, previous_group = children, group_node
-        node["outboundNodes"] = [x for c in previous for x in self._outbound(c)]
+        node["outboundNodes"] = [x for c in previous for x in self.book.outbound(c)]
         outputs = self._template_outputs(template, scope)
-        return self._complete(node, "Succeeded", "", outputs)
+        return self.book.complete(node, "Succeeded", "", outputs)
 
     @staticmethod
     def _step_of(calls: list[tuple[WorkflowStep, list[tuple[str, Any | None]]]], child: Node) -> WorkflowStep | None:
@@ -1316,12 +1249,12 @@ class WorkflowRun:
             if step.when:
                 when = substitute(step.when, local)
                 if not evaluate_when(when):
-                    skipped = self._node(name, display, "Skipped", step.template, parent["id"])
-                    return self._complete(skipped, "Skipped", f"when '{when}' evaluated false")
+                    skipped = self.book.node(name, display, "Skipped", step.template, parent["id"])
+                    return self.book.complete(skipped, "Skipped", f"when '{when}' evaluated false")
             arguments = _substitute_arguments(step.arguments, local)
         except (ExprError, InvalidError) as exc:
-            errored = self._node(name, display, "Skipped", step.template, parent["id"])
-            return self._complete(errored, "Error", _message(exc))
+            errored = self.book.node(name, display, "Skipped", step.template, parent["id"])
+            return self.book.complete(errored, "Error", _message(exc))
         call = Call(
             template=step.template,
             template_ref=step.template_ref,
@@ -1339,14 +1272,14 @@ class WorkflowRun:
         try:
             async with limit if limit is not None else contextlib.nullcontext():
                 if halt is not None and halt.is_set():  # failFast: a sibling failed, start nothing new
-                    omitted = self._node(name, display, "Skipped", step.template, parent["id"])
-                    return self._complete(omitted, "Omitted", "not started: failFast after a sibling failed")
+                    omitted = self.book.node(name, display, "Skipped", step.template, parent["id"])
+                    return self.book.complete(omitted, "Omitted", "not started: failFast after a sibling failed")
                 child = await self._execute(name, display, call, parent["id"], local)
                 if halt is not None and child.get("phase") in ("Failed", "Error"):
                     halt.set()
         finally:
             if watcher is not None:
-                self._changed()
+                self.book.changed()
         if watcher is not None:
             await watcher
         exit_hook = (step.hooks or {}).get("exit")
@@ -1404,7 +1337,7 @@ class WorkflowRun:
     async def _watch_workflow_hooks(self, hooks: Mapping[str, LifecycleHook]) -> None:
         """Workflow-level hooks: re-evaluated on every status change while the workflow runs."""
         changed = asyncio.Event()
-        self._change_events.add(changed)
+        self.book.change_events.add(changed)
         try:
             while True:
                 scope = dict(self.globals)
@@ -1415,7 +1348,7 @@ class WorkflowRun:
                 await changed.wait()
                 changed.clear()
         finally:
-            self._change_events.discard(changed)
+            self.book.change_events.discard(changed)
 
     async def _watch_step_hooks(
         self,
@@ -1429,7 +1362,7 @@ class WorkflowRun:
     ) -> None:
         """Step/task hooks: evaluated with ``steps.<name>.status`` as the node's phase changes."""
         changed = asyncio.Event()
-        self._change_events.add(changed)
+        self.book.change_events.add(changed)
         fired: set[str] = set()
         nid = node_id(self.name, node_name)
         try:
@@ -1444,7 +1377,7 @@ class WorkflowRun:
                 await changed.wait()
                 changed.clear()
         finally:
-            self._change_events.discard(changed)
+            self.book.change_events.discard(changed)
 
     def _record_outputs(
         self, prefix: str, name: str, nodes: list[Node], *, looped: bool, scope: dict[str, str]
@@ -1593,8 +1526,9 @@ class WorkflowRun:
                 if ok is None:
                     continue
                 if ok is False:
-                    omitted = self._node(f"{node['name']}.{name}", name, "Skipped", tasks[name].template, node["id"])
-                    self._complete(omitted, "Omitted", "omitted: depends condition not met")
+                    task_template = tasks[name].template
+                    omitted = self.book.node(f"{node['name']}.{name}", name, "Skipped", task_template, node["id"])
+                    self.book.complete(omitted, "Omitted", "omitted: depends condition not met")
                     self._link_task(node, omitted, deps[name], results)
                     results[name] = [omitted]
                     phase_of[name] = "Omitted"
@@ -1625,7 +1559,7 @@ class WorkflowRun:
                 if phase not in SUCCESSFUL and not _continues(task, phase) and name not in handled:
                     failed = True
         leaves = [n for n in wanted if not any(n in deps[m] for m in wanted)]
-        node["outboundNodes"] = [x for leaf in leaves for c in results.get(leaf, []) for x in self._outbound(c)]
+        node["outboundNodes"] = [x for leaf in leaves for c in results.get(leaf, []) for x in self.book.outbound(c)]
         bad = [
             n
             for n in wanted
@@ -1636,18 +1570,18 @@ class WorkflowRun:
         ]
         if bad or (failed and fail_fast):
             first = results[bad[0]][0]["id"] if bad and results.get(bad[0]) else node["id"]
-            return self._complete(node, "Failed", f"child '{first}' failed")
+            return self.book.complete(node, "Failed", f"child '{first}' failed")
         if any(n not in phase_of for n in wanted):
-            return self._complete(node, "Failed", "some tasks could not run")
-        return self._complete(node, "Succeeded", "", self._template_outputs(template, scope))
+            return self.book.complete(node, "Failed", "some tasks could not run")
+        return self.book.complete(node, "Succeeded", "", self._template_outputs(template, scope))
 
     def _link_task(self, dag: Node, child: Node, deps: list[str], results: dict[str, list[Node]]) -> None:
         if not deps:
-            self._add_child(dag, child)
+            self.book.add_child(dag, child)
             return
         for dep in deps:
             for parent in results.get(dep, []):
-                self._add_child(parent, child)
+                self.book.add_child(parent, child)
 
     async def _run_task(
         self,
@@ -1660,8 +1594,8 @@ class WorkflowRun:
         try:
             loop = expansions(task, scope)
         except ExprError as exc:
-            errored = self._node(f"{dag['name']}.{task.name}", task.name, "Skipped", task.template, dag["id"])
-            return [self._complete(errored, "Error", _message(exc))]
+            errored = self.book.node(f"{dag['name']}.{task.name}", task.name, "Skipped", task.template, dag["id"])
+            return [self.book.complete(errored, "Error", _message(exc))]
         jobs = [
             self._run_call(task, suffix, item, dag["name"], dag, scope, limit, context=context) for suffix, item in loop
         ]
@@ -1669,38 +1603,8 @@ class WorkflowRun:
 
     # ----------------------------------------------------------------------------- status writes
 
-    def _changed(self, *, force: bool = False) -> None:
-        """Note a status change; it is written within ``write_interval`` (after the first write, or
-        at once with ``force``)."""
-        self._dirty = True
-        for event in self._change_events:
-            event.set()
-        if self._flush_task is None and (self.writes > 0 or force):
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        try:
-            wait = self.write_interval - (time.monotonic() - self._last_write)
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._flush_task = None
-            if self._dirty:
-                await self._write()
-        except _Deleted:
-            if self._main is not None:
-                self._main.cancel()
-                self._abort_message = "workflow deleted"
-        except Exception:
-            # A background write that failed (e.g. the API server is restarting) is not lost: the
-            # status stays dirty and goes out with the next write.
-            self._dirty = True
-            log.warning("workflow %s/%s: status write failed; retried with the next write",
-                        self.namespace, self.name, exc_info=True)  # fmt: skip
-
     async def _finish(self, phase: str, message: str) -> None:
-        if self._flush_task is not None:
-            self._flush_task.cancel()
-            self._flush_task = None
+        self.book.cancel_flush()
         self.status["phase"] = phase
         self.status.setdefault("startedAt", now())
         self.status["finishedAt"] = now()
@@ -1710,52 +1614,11 @@ class WorkflowRun:
             self.status.pop("message", None)
         root = self.nodes.get(self.name)
         if root is not None and root.get("phase") not in COMPLETED:
-            self._complete(root, phase, message)
+            self.book.complete(root, phase, message)
         self.status.pop("synchronization", None)  # a finished workflow holds and waits for nothing
-        await self._write()
+        await self.book.write()
         if self.locks is not None:
             self.locks.release_workflow(self.namespace, self.name)
-
-    async def _write(self) -> None:
-        """Write our status over the stored object; on a conflict re-read and write again."""
-        async with self._write_lock:
-            self._dirty = False
-            pods = [n for n in self.nodes.values() if n.get("type") == "Pod"]
-            done = sum(1 for n in pods if n.get("phase") in ("Succeeded", "Skipped"))
-            self.status["progress"] = f"{done}/{len(pods)}"
-            obj = self.obj
-            for _attempt in range(10):
-                new = dict(obj)
-                new["status"] = self.status
-                meta = dict(new.get("metadata") or {})
-                labels = dict(meta.get("labels") or {})
-                phase = self.status.get("phase", "")
-                labels[PHASE_LABEL] = phase
-                if phase in WORKFLOW_COMPLETED:
-                    labels[COMPLETED_LABEL] = "true"
-                else:
-                    labels.pop(COMPLETED_LABEL, None)
-                meta["labels"] = labels
-                new["metadata"] = meta
-                try:
-                    self.obj = await self.store.update(new)
-                    self.writes += 1
-                    self._last_write = time.monotonic()
-                    return
-                except ConflictError:
-                    try:
-                        obj = await self.store.get("Workflow", self.namespace, self.name)
-                    except NotFoundError:
-                        raise _Deleted() from None
-                    self.observe(obj)
-                except NotFoundError:
-                    raise _Deleted() from None
-            raise EventBridgeError(f"workflow {self.namespace}/{self.name}: too many write conflicts")
-
-
-class _Deleted(Exception):
-    """The workflow object disappeared from the store."""
-
 
 class Call:
     """A call of a template: by name, by templateRef, or inline, with arguments."""
