@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,11 @@ class KubeCluster:
         return conf
 
     def api_client(self, token: str | None = None) -> k8s.ApiClient:
-        return k8s.ApiClient(self.configuration(token))
+        """A client for the API server. Whoever drops it without closing it does not leak its
+        pooled TLS sockets into a later test's ResourceWarning: they are closed when it is collected."""
+        client = k8s.ApiClient(self.configuration(token))
+        weakref.finalize(client, client.rest_client.close)
+        return client
 
     def new_namespace(self, prefix: str = "t") -> str:
         """A fresh namespace (namespaces are never deleted: no controller-manager would finish it)."""
@@ -190,13 +195,13 @@ def _start_etcd(bin_dir: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], 
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-    http = urllib3.PoolManager()
+    with urllib3.PoolManager() as http:
 
-    def healthy() -> bool:
-        response = http.request("GET", f"{client_url}/health", timeout=1.0, retries=False)
-        return response.status == 200 and b'"health":"true"' in response.data
+        def healthy() -> bool:
+            response = http.request("GET", f"{client_url}/health", timeout=1.0, retries=False)
+            return response.status == 200 and b'"health":"true"' in response.data
 
-    _wait(healthy, process, "etcd", log, 30)
+        _wait(healthy, process, "etcd", log, 30)
     return process, client_port
 
 
@@ -236,17 +241,19 @@ def _launch_apiserver(args: list[str], workdir: Path, port: int, token: str, tim
     # PR_SET_PDEATHSIG fires when the *thread* that forked exits: a restart called from a worker
     # thread (asyncio.to_thread) must not fork there, or the server dies with that thread.
     process = _SPAWNER.submit(spawn).result()
-    http = urllib3.PoolManager(cert_reqs="CERT_NONE")
     headers = {"Authorization": f"Bearer {token}"}
+    # closed after the wait: a pool left to the collector reports its TLS socket as a
+    # ResourceWarning in whichever test runs when it is collected
+    with urllib3.PoolManager(cert_reqs="CERT_NONE") as http:
 
-    def ready() -> bool:
-        with warnings_suppressed():
-            response = http.request(
-                "GET", f"https://127.0.0.1:{port}/readyz", headers=headers, timeout=2.0, retries=False
-            )
-        return response.status == 200
+        def ready() -> bool:
+            with warnings_suppressed():
+                response = http.request(
+                    "GET", f"https://127.0.0.1:{port}/readyz", headers=headers, timeout=2.0, retries=False
+                )
+            return response.status == 200
 
-    _wait(ready, process, "kube-apiserver", log, timeout)
+        _wait(ready, process, "kube-apiserver", log, timeout)
     return process
 
 

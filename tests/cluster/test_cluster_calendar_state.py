@@ -84,22 +84,23 @@ async def test_missed_calendar_fires_are_caught_up_from_the_config_map_after_a_r
     monkeypatch.setenv("EVENTBRIDGE_LEASE_RETRY_PERIOD", "200ms")
     monkeypatch.delenv("EVENTBRIDGE_POD_NAME", raising=False)
     topic = f"calendar-{namespace}"
-    admin = k8s.CustomObjectsApi(cluster.api_client())
-    admin.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "eventbus",
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "EventBus", "metadata": {"name": "default"},
-         "spec": {"kafka": {"url": broker.bootstrap, "topic": topic}}},
-    )  # fmt: skip
-    admin.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "eventsources",
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "EventSource", "metadata": {"name": "ticks"},
-         "spec": {"calendar": {"tick": {
-             "interval": "2s",
-             "metadata": {"team": "a"},
-             "persistence": {"catchup": {"enabled": True},
-                             "configMap": {"name": "ticks-state", "createIfNotExist": True}},
-         }}}},
-    )  # fmt: skip
+    with cluster.api_client() as api:  # closed: an unclosed client's sockets warn in a later test
+        admin = k8s.CustomObjectsApi(api)
+        admin.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "eventbus",
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "EventBus", "metadata": {"name": "default"},
+             "spec": {"kafka": {"url": broker.bootstrap, "topic": topic}}},
+        )  # fmt: skip
+        admin.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "eventsources",
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "EventSource", "metadata": {"name": "ticks"},
+             "spec": {"calendar": {"tick": {
+                 "interval": "2s",
+                 "metadata": {"team": "a"},
+                 "persistence": {"catchup": {"enabled": True},
+                                 "configMap": {"name": "ticks-state", "createIfNotExist": True}},
+             }}}},
+        )  # fmt: skip
     settings = ClusterSettings(namespace=namespace, kafka_idempotent=False, kafka_partitions=1, resync_seconds=5)
 
     def recorded() -> datetime | None:

@@ -157,26 +157,33 @@ async def start_role(namespace: str, role_kubeconfig: Path, tmp_path: Path, clus
         cluster.start_apiserver()
 
 
-def custom(cluster: KubeCluster) -> k8s.CustomObjectsApi:
-    return k8s.CustomObjectsApi(cluster.api_client())
+def _custom_call(cluster: KubeCluster, method: str, *args: Any) -> Any:
+    """One CustomObjectsApi call on a client of its own, closed after it (an unclosed client's TLS
+    sockets are collected later, in whichever test runs then, as a ResourceWarning)."""
+    with cluster.api_client() as api:
+        return getattr(k8s.CustomObjectsApi(api), method)(*args)
 
 
 async def create(cluster: KubeCluster, namespace: str, plural: str, body: Obj) -> Obj:
     result = await asyncio.to_thread(
-        custom(cluster).create_namespaced_custom_object, GROUP, VERSION, namespace, plural, body
+        _custom_call, cluster, "create_namespaced_custom_object", GROUP, VERSION, namespace, plural, body
     )
     return dict(result)
 
 
 async def list_objects(cluster: KubeCluster, namespace: str, plural: str) -> list[Obj]:
-    result = await asyncio.to_thread(custom(cluster).list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
+    result = await asyncio.to_thread(
+        _custom_call, cluster, "list_namespaced_custom_object", GROUP, VERSION, namespace, plural
+    )
     return list(result["items"])
 
 
 async def list_pods(cluster: KubeCluster, namespace: str) -> list[Obj]:
-    core = k8s.CoreV1Api(cluster.api_client())
-    response = await asyncio.to_thread(core.list_namespaced_pod, namespace, _preload_content=False)
-    return list(json.loads(response.data)["items"])
+    def pods() -> Any:
+        with cluster.api_client() as api:
+            return json.loads(k8s.CoreV1Api(api).list_namespaced_pod(namespace, _preload_content=False).data)
+
+    return list((await asyncio.to_thread(pods))["items"])
 
 
 def node_id(pod: Obj) -> str:
