@@ -196,13 +196,21 @@ def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
     where = f"data filter {index}"
     label = f"{where}: {path}"
 
+    def text_of(value: Any) -> str:
+        """The value as gjson's ``String()`` (a value JSON cannot write, e.g. an infinite float,
+        fails this filter instead of the whole event)."""
+        try:
+            return go_string(value)
+        except ExprError as err:
+            raise _FilterError(f"{where}: {err}") from None
+
     def value_of(data: Any) -> Any:
         value = _required(data, path, where)
         if not values:
             raise _FilterError(f"data filter {index}: no values specified")
         if template:
             try:
-                value = render_input(template, go_string(value))
+                value = render_input(template, text_of(value))
             except ExprError as err:
                 raise _FilterError(f"data filter {index}: template: {err}") from None
         return value
@@ -225,7 +233,7 @@ def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
 
         def check_number(data: Any, explain: bool) -> tuple[bool, str]:
             value = value_of(data)
-            event_number, text = go_float(value), go_string(value)
+            event_number, text = go_float(value), text_of(value)
             for expected, parsed in numbers:
                 if parsed is None:
                     raise _FilterError(f"data filter {index}: {expected!r} is not a number")
@@ -245,7 +253,7 @@ def _compile_data_filter(index: int, data_filter: DataFilter) -> _Check:
         equal, unequal = comparator in ("", "="), comparator == "!="
 
         def check_string(data: Any, explain: bool) -> tuple[bool, str]:
-            text = go_string(value_of(data))
+            text = text_of(value_of(data))
             for expected, pattern, problem in patterns:
                 if pattern is None:
                     raise _FilterError(problem)

@@ -134,6 +134,17 @@ def test_data_filter_errors_fail_under_and(filters: list[DataFilter], error_part
     assert result.error is not None and error_part in result.error
 
 
+def test_a_value_json_cannot_write_fails_its_filter_not_the_event() -> None:
+    """A float JSON cannot carry (inf, from a source that builds data itself) is a filter error
+    under AND; under OR another filter may still pass (found by the fuzz tests)."""
+    data = {"body": {"ratio": float("inf"), "ref": "main"}, "header": {}}
+    result = filter_data([df("body", "string", ["x"])], "and", data)
+    assert not result.passed
+    assert result.error is not None
+    assert result.error.startswith("data filter 0: value cannot be written as JSON")
+    assert filter_data([df("body", "string", ["x"]), df("body.ref", "string", ["main"])], "or", data).passed
+
+
 def test_and_requires_every_filter() -> None:
     filters = [df("body.ref", "string", ["main"]), df("body.value", "number", ["100"], ">")]
     assert not filter_data(filters, None, DATA).passed
