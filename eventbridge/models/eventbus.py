@@ -76,7 +76,8 @@ class KafkaBus(ArgoModel):
 
 
 class EventBusSpec(ArgoModel):
-    """Argo's EventBusSpec; only ``kafka`` has a meaning here (and only in cluster mode)."""
+    """Argo's EventBusSpec: ``kafka`` is cluster mode's bus; of ``jetstream``/``jetstreamExotic``
+    embedded mode reads only the retention in ``streamConfig``."""
 
     nats: dict[str, Any] | None = unsupported(_NOT_OUR_BUS)
     jetstream: dict[str, Any] | None = None
