@@ -139,10 +139,8 @@ class EventBus(Manifest):
         age: float | None = None
         events: int | None = None
         for _, spec in self.spec.jetstreams():
-            config, problems = _stream_config(spec.get("streamConfig"))
+            config, problems = _stream_config(spec.get("streamConfig"))  # ({}, ...) when not a mapping
             bad = {key for key, _ in problems}
-            if "" in bad:
-                continue
             if config.get("maxAge") is not None and "maxAge" not in bad:
                 age = parse_go_duration(str(config["maxAge"]))
             if config.get("maxMsgs") is not None and "maxMsgs" not in bad:

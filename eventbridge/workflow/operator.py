@@ -134,16 +134,14 @@ class WorkflowRun:
         self.executor = executor
         self.references = references
         self.pod_slots = pod_slots
-        meta = obj.get("metadata") or {}
-        self.name: str = meta.get("name", "")
-        self.namespace: str = meta.get("namespace") or "default"
-        # the workflow's own S3 repository is known once its spec is (see _run)
-        self.files = StepFiles(artifacts, S3Access(object_store, None, "default"), self.namespace, self.name)
         self.book = RunStatus(
             store, obj, write_interval=write_interval, observe=self.observe, on_deleted=self._deleted_while_writing
         )
-        self.status = self.book.status
-        self.nodes = self.book.nodes
+        self.name, self.namespace = self.book.name, self.book.namespace
+        #: The status and its nodes: the book's own dicts, changed in place (never replaced).
+        self.status, self.nodes = self.book.status, self.book.nodes
+        # the workflow's own S3 repository is known once its spec is (see _run)
+        self.files = StepFiles(artifacts, S3Access(object_store, None, "default"), self.namespace, self.name)
         self.spec: WorkflowSpec = WorkflowSpec()
         self.globals: dict[str, str] = {}
         self.global_outputs: dict[str, str] = {}

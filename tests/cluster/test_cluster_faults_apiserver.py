@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,23 +157,23 @@ async def start_role(namespace: str, role_kubeconfig: Path, tmp_path: Path, clus
         cluster.start_apiserver()
 
 
-def _custom_call(cluster: KubeCluster, method: str, *args: Any) -> Any:
+def _custom(cluster: KubeCluster, call: Callable[[k8s.CustomObjectsApi], Any]) -> Any:
     """One CustomObjectsApi call on a client of its own, closed after it (an unclosed client's TLS
     sockets are collected later, in whichever test runs then, as a ResourceWarning)."""
     with cluster.api_client() as api:
-        return getattr(k8s.CustomObjectsApi(api), method)(*args)
+        return call(k8s.CustomObjectsApi(api))
 
 
 async def create(cluster: KubeCluster, namespace: str, plural: str, body: Obj) -> Obj:
     result = await asyncio.to_thread(
-        _custom_call, cluster, "create_namespaced_custom_object", GROUP, VERSION, namespace, plural, body
+        _custom, cluster, lambda api: api.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
     )
     return dict(result)
 
 
 async def list_objects(cluster: KubeCluster, namespace: str, plural: str) -> list[Obj]:
     result = await asyncio.to_thread(
-        _custom_call, cluster, "list_namespaced_custom_object", GROUP, VERSION, namespace, plural
+        _custom, cluster, lambda api: api.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
     )
     return list(result["items"])
 
